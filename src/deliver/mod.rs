@@ -1,0 +1,6 @@
+//! Delivery: routing of recipients, the Maildir writer and the driver that
+//! takes due messages from the queue and delivers them.
+
+pub mod local;
+pub mod maildir;
+pub mod route;

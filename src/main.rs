@@ -1,0 +1,104 @@
+//! picomta: argv dispatch to the subcommands (`serve`, `check`), option parsing
+//! with getopts, logger setup.
+
+mod config;
+mod deliver;
+mod inbound;
+mod net;
+mod queue;
+mod reactor;
+mod serve;
+mod smtp;
+mod util;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use config::{Config, EX_CONFIG};
+
+const USAGE: &str = "Usage: picomta COMMAND [options]
+
+Commands:
+  serve -c FILE    run the mail server in the foreground
+  check -c FILE    validate a config file and print the effective settings
+
+Options:
+  -c, --config FILE   config file (default /etc/picomta.conf)
+  -h, --help          this text
+  -V, --version       the version";
+
+const DEFAULT_CONFIG: &str = "/etc/picomta.conf";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let mut opts = getopts::Options::new();
+    opts.optopt("c", "config", "config file", "FILE");
+    opts.optflag("h", "help", "show usage");
+    opts.optflag("V", "version", "show the version");
+    let matches = match opts.parse(&args[1..]) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("picomta: {e}\n\n{USAGE}");
+            return ExitCode::from(64);
+        }
+    };
+    if matches.opt_present("h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if matches.opt_present("V") {
+        println!("picomta {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let config_path = PathBuf::from(
+        matches
+            .opt_str("c")
+            .unwrap_or_else(|| DEFAULT_CONFIG.to_string()),
+    );
+    let command = matches.free.first().map(String::as_str);
+    match command {
+        Some("serve") | Some("check") => {}
+        Some(other) => {
+            eprintln!("picomta: unknown command '{other}'\n\n{USAGE}");
+            return ExitCode::from(64);
+        }
+        None => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(64);
+        }
+    }
+    init_logging();
+    let config = match Config::load(&config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("picomta: {e}");
+            return ExitCode::from(EX_CONFIG as u8);
+        }
+    };
+    let router = match deliver::route::Router::load(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("picomta: {e}");
+            return ExitCode::from(EX_CONFIG as u8);
+        }
+    };
+    if command == Some("check") {
+        print!("{}", config.render());
+        return ExitCode::SUCCESS;
+    }
+    match serve::run(config, router) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("fatal: {e}");
+            ExitCode::from(71)
+        }
+    }
+}
+
+/// Log lines to stderr: `RUST_LOG` picks the level (default `info`); no colours,
+/// a timestamp, the level and the message, one line per event.
+fn init_logging() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .init();
+}

@@ -1,0 +1,1 @@
+//! Network transports for the reactor.
