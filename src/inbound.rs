@@ -1,1 +1,287 @@
-//! placeholder
+//! One inbound SMTP connection: drives the sans-IO [`Session`] with bytes from
+//! its [`Conn`], and implements the session's [`Host`] with the router and the
+//! spool. Input is read into the server's shared scratch buffer; only bytes the
+//! session could not use yet are kept per connection, so an idle session holds
+//! no buffers.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::deliver::route::{RcptCheck, Router};
+use crate::net::conn::{Conn, Io};
+use crate::queue::envelope::Envelope;
+use crate::queue::spool::{Incoming, Spool};
+use crate::queue::{IdMaker, Schedule};
+use crate::smtp::address::Mailbox;
+use crate::smtp::reply::Reply;
+use crate::smtp::server::{Host, Session, Transaction, MAX_COMMAND_LINE};
+use crate::util;
+
+/// Unused input kept per connection at most (pipelined commands waiting for
+/// a commit or for the output to drain); past it, reading pauses.
+const PENDING_CAP: usize = 4 * MAX_COMMAND_LINE;
+
+/// Everything a connection needs from the server while it is driven.
+pub struct Shared<'a> {
+    pub config: &'a Config,
+    pub router: &'a Router,
+    pub spool: &'a Spool,
+    pub schedule: &'a mut Schedule,
+    pub ids: &'a mut IdMaker,
+    pub scratch: &'a mut [u8],
+}
+
+pub struct Inbound {
+    pub conn: Conn,
+    pub session: Session,
+    /// The spool file of the message being received.
+    incoming: Option<Incoming>,
+    /// Set by the session's `end_message`: the server takes `incoming` into
+    /// this turn's commit batch.
+    commit_requested: bool,
+    pending: Vec<u8>,
+    pub deadline: Instant,
+    pub generation: u64,
+}
+
+/// What the server must do after driving a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Keep it; it is waiting for the peer (or the commit).
+    Wait,
+    /// Close and forget it.
+    Close,
+}
+
+impl Inbound {
+    pub fn new(conn: Conn, session: Session, deadline: Instant, generation: u64) -> Inbound {
+        Inbound {
+            conn,
+            session,
+            incoming: None,
+            commit_requested: false,
+            pending: Vec::new(),
+            deadline,
+            generation,
+        }
+    }
+
+    /// The message waiting for the group commit, if the session finished one.
+    pub fn take_commit(&mut self) -> Option<Incoming> {
+        if !self.commit_requested {
+            return None;
+        }
+        self.commit_requested = false;
+        self.incoming.take()
+    }
+
+    /// Moves bytes between the socket and the session until neither can make
+    /// progress.
+    pub fn drive(&mut self, shared: &mut Shared) -> Next {
+        loop {
+            let mut progress = false;
+            if !self.session.output().is_empty() && self.conn.writable {
+                match self.conn.write(self.session.output()) {
+                    Io::Done(n) => {
+                        self.session.output_sent(n);
+                        progress = n > 0;
+                    }
+                    Io::WouldBlock => {}
+                    Io::Closed | Io::Error(_) => return self.lost(shared),
+                }
+            }
+            if self.session.is_closed() {
+                return if self.session.output().is_empty() {
+                    Next::Close
+                } else {
+                    Next::Wait
+                };
+            }
+            if self.commit_requested {
+                return Next::Wait;
+            }
+            if !self.pending.is_empty() && self.session.wants_input() {
+                let pending = std::mem::take(&mut self.pending);
+                let used = self.feed(&pending, shared);
+                self.pending = pending;
+                self.pending.drain(..used);
+                progress |= used > 0;
+                if self.commit_requested {
+                    return Next::Wait;
+                }
+            }
+            if self.session.wants_input() && self.conn.readable && self.pending.len() < PENDING_CAP {
+                match self.conn.read(shared.scratch) {
+                    Io::Done(n) => {
+                        self.touch(shared.config);
+                        let scratch = std::mem::take(&mut shared.scratch);
+                        if self.pending.is_empty() {
+                            let used = self.feed(&scratch[..n], shared);
+                            self.pending.extend_from_slice(&scratch[used..n]);
+                        } else {
+                            self.pending.extend_from_slice(&scratch[..n]);
+                        }
+                        shared.scratch = scratch;
+                        progress = true;
+                    }
+                    Io::WouldBlock => {}
+                    Io::Closed | Io::Error(_) => return self.lost(shared),
+                }
+            }
+            if !progress {
+                return Next::Wait;
+            }
+        }
+    }
+
+    /// The timeout for the session's current phase has passed.
+    pub fn timed_out(&mut self, shared: &mut Shared) -> Next {
+        log::info!("timeout after {} from [{}]", phase(&self.session), self.conn.peer.ip());
+        self.with_host(shared, |session, host| session.timeout(host));
+        self.drive(shared)
+    }
+
+    /// The server is closing this session (shutdown).
+    pub fn close(&mut self, shared: &mut Shared) {
+        self.with_host(shared, |session, host| session.abort(host));
+    }
+
+    fn feed(&mut self, input: &[u8], shared: &mut Shared) -> usize {
+        self.with_host(shared, |session, host| session.input(input, host))
+    }
+
+    /// Runs `f` with the session and a host made of the other fields.
+    fn with_host<R>(
+        &mut self,
+        shared: &mut Shared,
+        f: impl FnOnce(&mut Session, &mut dyn Host) -> R,
+    ) -> R {
+        let mut host = SpoolHost {
+            shared,
+            incoming: &mut self.incoming,
+            commit_requested: &mut self.commit_requested,
+            peer: self.conn.peer,
+        };
+        f(&mut self.session, &mut host)
+    }
+
+    fn touch(&mut self, config: &Config) {
+        let timeout = if self.session.in_data() {
+            config.data_timeout
+        } else {
+            config.command_timeout
+        };
+        self.deadline = Instant::now() + timeout;
+    }
+
+    /// The peer went away: drop any unfinished message.
+    fn lost(&mut self, shared: &mut Shared) -> Next {
+        if !self.session.is_closed() {
+            log::info!("lost connection after {} from [{}]", phase(&self.session), self.conn.peer.ip());
+        }
+        self.close(shared);
+        Next::Close
+    }
+}
+
+impl Drop for Inbound {
+    fn drop(&mut self) {
+        debug_assert!(self.incoming.is_none() || !self.commit_requested);
+    }
+}
+
+fn phase(session: &Session) -> &'static str {
+    if session.in_data() {
+        "DATA"
+    } else {
+        "command"
+    }
+}
+
+/// The session's view of the server for one call.
+struct SpoolHost<'s, 'a> {
+    shared: &'s mut Shared<'a>,
+    incoming: &'s mut Option<Incoming>,
+    commit_requested: &'s mut bool,
+    peer: SocketAddr,
+}
+
+impl Host for SpoolHost<'_, '_> {
+    fn check_rcpt(&mut self, rcpt: &Mailbox) -> RcptCheck {
+        self.shared.router.check_rcpt(rcpt)
+    }
+
+    fn queue_has_room(&mut self) -> bool {
+        let config = self.shared.config;
+        if self.shared.schedule.len() >= config.max_queue_messages {
+            log::warn!("queue full: {} messages (max_queue_messages)", self.shared.schedule.len());
+            return false;
+        }
+        match free_space(&config.spool) {
+            Ok(free) if free < config.min_free_space => {
+                log::warn!("spool file system has {free} bytes free, under min_free_space");
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn begin_message(&mut self, txn: &Transaction) -> Result<String, Reply> {
+        let id = self.shared.ids.next();
+        let envelope = Envelope {
+            arrival: util::unix_now(),
+            from: txn.from.clone(),
+            rcpts: txn.rcpts.clone(),
+        };
+        match self.shared.spool.create(&id, &envelope) {
+            Ok(incoming) => {
+                log::info!("{id}: client=[{}]", self.peer.ip());
+                self.shared.schedule.incoming_started();
+                *self.incoming = Some(incoming);
+                Ok(id)
+            }
+            Err(e) => {
+                log::error!("cannot create spool file: {e}");
+                Err(Reply::new(451, "4.3.0", "Error: queue file write error"))
+            }
+        }
+    }
+
+    fn message_data(&mut self, bytes: &[u8]) -> Result<(), Reply> {
+        let Some(incoming) = self.incoming.as_mut() else {
+            return Err(Reply::new(451, "4.3.0", "Error: queue file write error"));
+        };
+        incoming.write(bytes).map_err(|e| {
+            log::error!("{}: spool write failed: {e}", incoming.id);
+            Reply::new(451, "4.3.0", "Error: queue file write error")
+        })
+    }
+
+    fn end_message(&mut self) {
+        *self.commit_requested = true;
+    }
+
+    fn abort_message(&mut self) {
+        if let Some(incoming) = self.incoming.take() {
+            log::info!("{}: message discarded", incoming.id);
+            self.shared.spool.discard(incoming);
+            self.shared.schedule.incoming_ended();
+        }
+    }
+}
+
+/// Bytes available to unprivileged users on the file system holding `path`.
+fn free_space(path: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: statvfs writes into the zeroed struct we own; the path is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}

@@ -1,6 +1,280 @@
-//! placeholder
+//! `picomta serve`: builds the server from the config and runs the loop. One
+//! turn: wait for readiness or the next timer; accept and drive connections;
+//! commit every message finished this turn with one group commit and only then
+//! send their 250s; advance deliveries by a bounded amount.
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Interest, Token};
+
 use crate::config::Config;
+use crate::deliver::local::{self, LocalDelivery};
 use crate::deliver::route::Router;
-pub fn run(_config: Config, _router: Router) -> std::io::Result<()> {
-    todo!()
+use crate::inbound::{Inbound, Next, Shared};
+use crate::net::conn::Conn;
+use crate::net::listen;
+use crate::queue::spool::{Incoming, Spool};
+use crate::queue::{IdMaker, Schedule};
+use crate::reactor::{Reactor, Ready, Slab};
+use crate::smtp::reply::Reply;
+use crate::smtp::server::{Session, SessionConfig};
+
+/// Bytes read from a socket at once, into the one buffer all sessions share.
+const READ_CHUNK: usize = 64 * 1024;
+/// Bytes of Maildir copying per loop turn, so sessions are served in between.
+const DELIVERY_BUDGET: usize = 4 * 1024 * 1024;
+
+enum Owner {
+    Listener(TcpListener),
+    Inbound(Box<Inbound>),
+}
+
+struct Server {
+    config: Config,
+    router: Router,
+    reactor: Reactor,
+    owners: Slab<Owner>,
+    listeners: usize,
+    spool: Spool,
+    schedule: Schedule,
+    ids: IdMaker,
+    delivery: LocalDelivery,
+    /// Messages finished this turn, waiting for the group commit.
+    commits: Vec<(Token, u64, Incoming)>,
+    scratch: Vec<u8>,
+}
+
+pub fn run(config: Config, router: Router) -> io::Result<()> {
+    let spool = Spool::open(&config.spool).map_err(|e| context(e, "spool", &config.spool.display()))?;
+    let mut schedule = Schedule::default();
+    let recovered = spool.recover()?;
+    if !recovered.is_empty() {
+        log::info!("queue: {} messages resumed from the spool", recovered.len());
+    }
+    for id in recovered {
+        schedule.add(id);
+    }
+    let reactor = Reactor::new()?;
+    let mut owners = Slab::new();
+    for l in &config.listen {
+        let listener = listen::bind(l.addr).map_err(|e| context(e, "listen", &l.addr))?;
+        let token = owners.insert_with(|_, _| Owner::Listener(listener));
+        if let Some(Owner::Listener(listener)) = owners.get_mut(token) {
+            reactor.registry().register(listener, token, Interest::READABLE)?;
+        }
+        log::info!("listening on {}", l.addr);
+    }
+    let mut server = Server {
+        listeners: config.listen.len(),
+        config,
+        router,
+        reactor,
+        owners,
+        spool,
+        schedule,
+        ids: IdMaker::default(),
+        delivery: LocalDelivery::new(),
+        commits: Vec::new(),
+        scratch: vec![0; READ_CHUNK],
+    };
+    server.run()
+}
+
+fn context(e: io::Error, what: &str, value: &dyn std::fmt::Display) -> io::Error {
+    io::Error::new(e.kind(), format!("{what} {value}: {e}"))
+}
+
+impl Server {
+    fn run(&mut self) -> io::Result<()> {
+        let mut ready: Vec<Ready> = Vec::new();
+        let mut expired = Vec::new();
+        loop {
+            let now = Instant::now();
+            let limit = if self.delivery.busy() {
+                Some(Duration::ZERO)
+            } else {
+                self.schedule.next_due_in(now)
+            };
+            self.reactor.wait(limit, &mut ready, &mut expired)?;
+            for r in ready.drain(..) {
+                self.ready(r);
+            }
+            for (token, generation) in expired.drain(..) {
+                self.timer(token, generation);
+            }
+            self.commit();
+            let mut ctx = local::Ctx {
+                config: &self.config,
+                router: &self.router,
+                spool: &self.spool,
+                schedule: &mut self.schedule,
+            };
+            self.delivery.run(&mut ctx, DELIVERY_BUDGET);
+        }
+    }
+
+    fn ready(&mut self, r: Ready) {
+        match self.owners.get_mut(r.token) {
+            Some(Owner::Listener(_)) => self.accept(r.token),
+            Some(Owner::Inbound(inbound)) => {
+                inbound.conn.readable |= r.readable;
+                inbound.conn.writable |= r.writable;
+                self.drive(r.token);
+            }
+            None => {}
+        }
+    }
+
+    fn accept(&mut self, token: Token) {
+        loop {
+            let Some(Owner::Listener(listener)) = self.owners.get_mut(token) else {
+                return;
+            };
+            let (mut stream, peer) = match listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    log::error!("accept: {e}");
+                    return;
+                }
+            };
+            let sessions = self.owners.len() - self.listeners;
+            if sessions >= self.config.max_connections {
+                log::warn!("too many connections ({sessions}): refusing [{}]", peer.ip());
+                let mut out = Vec::new();
+                Reply::new(421, "4.7.0", format!("{} Error: too many connections", self.config.hostname))
+                    .write_to(&mut out);
+                let _ = stream.write(&out);
+                continue;
+            }
+            log::info!("connect from [{}]:{}", peer.ip(), peer.port());
+            let session_config = SessionConfig {
+                hostname: self.config.hostname.clone(),
+                max_message_size: self.config.max_message_size,
+                max_recipients: self.config.max_recipients,
+                max_errors: self.config.max_errors,
+            };
+            let deadline = Instant::now() + self.config.command_timeout;
+            let conn = Conn::new(stream, peer);
+            let session = Session::new(session_config, peer);
+            let new = self
+                .owners
+                .insert_with(|_, generation| Owner::Inbound(Box::new(Inbound::new(conn, session, deadline, generation))));
+            let Some(Owner::Inbound(inbound)) = self.owners.get_mut(new) else {
+                continue;
+            };
+            let generation = inbound.generation;
+            if let Err(e) = self
+                .reactor
+                .registry()
+                .register(&mut inbound.conn.stream, new, Interest::READABLE | Interest::WRITABLE)
+            {
+                log::error!("register: {e}");
+                self.owners.remove(new);
+                continue;
+            }
+            self.reactor.add_timer(deadline, new, generation);
+            self.drive(new);
+        }
+    }
+
+    /// Drives one connection and collects a finished message for the commit.
+    fn drive(&mut self, token: Token) {
+        let Some(Owner::Inbound(inbound)) = self.owners.get_mut(token) else {
+            return;
+        };
+        let mut shared = Shared {
+            config: &self.config,
+            router: &self.router,
+            spool: &self.spool,
+            schedule: &mut self.schedule,
+            ids: &mut self.ids,
+            scratch: &mut self.scratch,
+        };
+        let next = inbound.drive(&mut shared);
+        if let Some(incoming) = inbound.take_commit() {
+            self.commits.push((token, inbound.generation, incoming));
+        }
+        if next == Next::Close {
+            self.close(token);
+        }
+    }
+
+    fn timer(&mut self, token: Token, generation: u64) {
+        let Some(Owner::Inbound(inbound)) = self.owners.get_gen_mut(token, generation) else {
+            return;
+        };
+        if inbound.deadline > Instant::now() {
+            self.reactor.add_timer(inbound.deadline, token, generation);
+            return;
+        }
+        let mut shared = Shared {
+            config: &self.config,
+            router: &self.router,
+            spool: &self.spool,
+            schedule: &mut self.schedule,
+            ids: &mut self.ids,
+            scratch: &mut self.scratch,
+        };
+        if inbound.timed_out(&mut shared) == Next::Close {
+            self.close(token);
+        } else {
+            // Give the 421 a little time to drain, then close regardless.
+            inbound.deadline = Instant::now() + Duration::from_secs(10);
+            self.reactor.add_timer(inbound.deadline, token, generation);
+        }
+    }
+
+    fn close(&mut self, token: Token) {
+        let Some(Owner::Inbound(mut inbound)) = self.owners.remove(token) else {
+            return;
+        };
+        let mut shared = Shared {
+            config: &self.config,
+            router: &self.router,
+            spool: &self.spool,
+            schedule: &mut self.schedule,
+            ids: &mut self.ids,
+            scratch: &mut self.scratch,
+        };
+        inbound.close(&mut shared);
+        let _ = self.reactor.registry().deregister(&mut inbound.conn.stream);
+        log::info!("disconnect from [{}]", inbound.conn.peer.ip());
+    }
+
+    /// The group commit: every message finished this turn becomes durable with
+    /// one directory fsync, then each session gets its 250 (or 451) and may go
+    /// on with input it had pipelined, which can finish more messages.
+    fn commit(&mut self) {
+        while !self.commits.is_empty() {
+            let batch = std::mem::take(&mut self.commits);
+            let mut owners = Vec::with_capacity(batch.len());
+            let mut files = Vec::with_capacity(batch.len());
+            for (token, generation, incoming) in batch {
+                owners.push((token, generation, incoming.size));
+                files.push(incoming);
+            }
+            let results = self.spool.commit(files);
+            for ((token, generation, size), (id, result)) in owners.into_iter().zip(results) {
+                self.schedule.incoming_ended();
+                let reply = match result {
+                    Ok(()) => {
+                        log::info!("{id}: size={size} (queued)");
+                        self.schedule.add(id.clone());
+                        Ok(id)
+                    }
+                    Err(e) => {
+                        log::error!("{id}: commit failed: {e}");
+                        Err(Reply::new(451, "4.3.0", "Error: queue file write error"))
+                    }
+                };
+                if let Some(Owner::Inbound(inbound)) = self.owners.get_gen_mut(token, generation) {
+                    inbound.session.commit_done(reply);
+                    self.drive(token);
+                }
+            }
+        }
+    }
 }

@@ -1,1 +1,345 @@
-//! placeholder
+//! The delivery driver: takes messages that are due from the queue, expands
+//! their recipients, writes Maildir copies in bounded steps (so a large message
+//! never stalls the sessions), fsyncs each touched `new/` directory once per
+//! turn, then records every recipient's outcome and removes finished messages.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::maildir::{already_delivered, unique_name, MaildirWrite};
+use super::route::{Router, Target};
+use crate::config::Config;
+use crate::queue::envelope::{state_line, Outcome};
+use crate::queue::spool::{fsync_dir, Spool, Stored};
+use crate::queue::Schedule;
+use crate::smtp::address::{Mailbox, ReversePath};
+use crate::util;
+
+/// Messages worked on at once; more wait in the schedule.
+const MAX_JOBS: usize = 64;
+
+/// One Maildir copy of a message: which recipients it serves and how it went.
+struct Copy {
+    mailbox: String,
+    dir: PathBuf,
+    unique: String,
+    delivered_to: String,
+    /// Indexes of the recipients this copy serves.
+    rcpts: Vec<usize>,
+    state: CopyState,
+}
+
+enum CopyState {
+    Waiting,
+    Writing(MaildirWrite),
+    /// Renamed into `new/`; counts once `new/` is fsynced.
+    Renamed,
+    Done,
+    Failed(String),
+}
+
+/// A message being delivered.
+struct Job {
+    id: String,
+    stored: Stored,
+    copies: Vec<Copy>,
+    /// Outcomes decided without a copy (refused or remote targets), per rcpt.
+    other: Vec<Vec<(String, Outcome)>>,
+    /// Recovered or retried: copies may already be in place.
+    check_existing: bool,
+}
+
+pub struct LocalDelivery {
+    jobs: Vec<Job>,
+    /// Unix time this process started: messages that arrived before it may
+    /// have been delivered already by the previous run.
+    started_at: u64,
+}
+
+/// What delivery needs from the server.
+pub struct Ctx<'a> {
+    pub config: &'a Config,
+    pub router: &'a Router,
+    pub spool: &'a Spool,
+    pub schedule: &'a mut Schedule,
+}
+
+impl LocalDelivery {
+    pub fn new() -> LocalDelivery {
+        LocalDelivery {
+            jobs: Vec::new(),
+            started_at: util::unix_now(),
+        }
+    }
+
+    /// True while there is delivery work that should not wait for the poll.
+    pub fn busy(&self) -> bool {
+        !self.jobs.is_empty()
+    }
+
+    /// One turn of delivery work: at most `budget` bytes copied.
+    pub fn run(&mut self, ctx: &mut Ctx, mut budget: usize) {
+        let now = Instant::now();
+        while self.jobs.len() < MAX_JOBS {
+            let Some(id) = ctx.schedule.pop_due(now) else { break };
+            match self.start(ctx, &id) {
+                Some(job) => self.jobs.push(job),
+                None => ctx.schedule.removed(),
+            }
+        }
+        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+        for job in &mut self.jobs {
+            if budget == 0 {
+                break;
+            }
+            budget = job.step(ctx.spool, budget, &mut dirs);
+        }
+        // One fsync per touched directory makes every rename into it durable.
+        for dir in &dirs {
+            let result = fsync_dir(dir);
+            for job in &mut self.jobs {
+                for copy in &mut job.copies {
+                    if matches!(copy.state, CopyState::Renamed) && copy.dir.join("new") == *dir {
+                        copy.state = match &result {
+                            Ok(()) => CopyState::Done,
+                            Err(e) => CopyState::Failed(format!("cannot sync {}: {e}", dir.display())),
+                        };
+                    }
+                }
+            }
+        }
+        let mut i = 0;
+        while i < self.jobs.len() {
+            if self.jobs[i].finished() {
+                let job = self.jobs.swap_remove(i);
+                job.conclude(ctx);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Loads a message and plans its copies; None if it is gone or unreadable
+    /// (logged), in which case it leaves the schedule.
+    fn start(&self, ctx: &mut Ctx, id: &str) -> Option<Job> {
+        let stored = match ctx.spool.load(id) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("{id}: cannot read queued message: {e}");
+                return None;
+            }
+        };
+        // A copy can already be in place only if an earlier attempt, or an
+        // earlier run of picomta, got as far as writing it.
+        let check_existing = stored.state.attempts > 0 || stored.envelope.arrival <= self.started_at;
+        let mut copies: Vec<Copy> = Vec::new();
+        let mut other = vec![Vec::new(); stored.envelope.rcpts.len()];
+        for (index, rcpt) in stored.envelope.rcpts.iter().enumerate() {
+            if stored.state.outcomes[index].as_ref().is_some_and(Outcome::is_final) {
+                continue;
+            }
+            for target in ctx.router.expand(rcpt) {
+                match target {
+                    Target::Mailbox(name) => {
+                        if let Some(copy) = copies.iter_mut().find(|c| c.mailbox == name) {
+                            copy.rcpts.push(index);
+                            continue;
+                        }
+                        let Some(dir) = ctx.router.maildir_path(&name) else {
+                            other[index].push((name.clone(), Outcome::Bounced("invalid mailbox name".into())));
+                            continue;
+                        };
+                        let domain = if rcpt.domain.is_empty() { &ctx.config.hostname } else { &rcpt.domain };
+                        copies.push(Copy {
+                            unique: unique_name(stored.envelope.arrival, id, index, &ctx.config.hostname),
+                            delivered_to: format!("{name}@{domain}"),
+                            mailbox: name,
+                            dir,
+                            rcpts: vec![index],
+                            state: CopyState::Waiting,
+                        });
+                    }
+                    Target::Remote(to) => other[index].push((
+                        to.to_string(),
+                        Outcome::Deferred("remote delivery is not available".into()),
+                    )),
+                    Target::Refused(why) => other[index].push((rcpt.to_string(), Outcome::Bounced(why))),
+                }
+            }
+        }
+        Some(Job {
+            id: id.to_string(),
+            stored,
+            copies,
+            other,
+            check_existing,
+        })
+    }
+}
+
+impl Job {
+    /// Advances this job's copies within `budget` bytes; returns what is left.
+    fn step(&mut self, spool: &Spool, mut budget: usize, dirs: &mut BTreeSet<PathBuf>) -> usize {
+        for copy in &mut self.copies {
+            if budget == 0 {
+                break;
+            }
+            if matches!(copy.state, CopyState::Waiting) {
+                if self.check_existing && already_delivered(&copy.dir, &copy.unique) {
+                    copy.state = CopyState::Done;
+                    continue;
+                }
+                copy.state = match open_copy(spool, &self.id, &self.stored, copy) {
+                    Ok(w) => CopyState::Writing(w),
+                    Err(e) => CopyState::Failed(e),
+                };
+            }
+            if let CopyState::Writing(_) = copy.state {
+                let CopyState::Writing(mut writer) = std::mem::replace(&mut copy.state, CopyState::Waiting)
+                else {
+                    continue;
+                };
+                let chunk = budget.min(1 << 20);
+                budget -= chunk.min(self.stored.len as usize).max(1);
+                match writer.step(chunk) {
+                    Ok(false) => copy.state = CopyState::Writing(writer),
+                    Ok(true) => {
+                        copy.state = match writer.finish() {
+                            Ok(new_dir) => {
+                                dirs.insert(new_dir);
+                                CopyState::Renamed
+                            }
+                            Err(e) => CopyState::Failed(format!("maildir write failed: {e}")),
+                        };
+                    }
+                    Err(e) => {
+                        writer.abandon();
+                        copy.state = CopyState::Failed(format!("maildir write failed: {e}"));
+                    }
+                }
+            }
+        }
+        budget
+    }
+
+    fn finished(&self) -> bool {
+        self.copies
+            .iter()
+            .all(|c| matches!(c.state, CopyState::Done | CopyState::Failed(_)))
+    }
+
+    /// Logs each recipient's outcome, records it, and removes or reschedules
+    /// the message.
+    fn conclude(self, ctx: &mut Ctx) {
+        let rcpts = &self.stored.envelope.rcpts;
+        let delay = util::unix_now().saturating_sub(self.stored.envelope.arrival);
+        let mut lines = String::new();
+        let mut pending = false;
+        for (index, rcpt) in rcpts.iter().enumerate() {
+            if self.stored.state.outcomes[index].as_ref().is_some_and(Outcome::is_final) {
+                continue;
+            }
+            let mut outcome = Outcome::Sent;
+            let mut any = false;
+            for copy in self.copies.iter().filter(|c| c.rcpts.contains(&index)) {
+                any = true;
+                let result = match &copy.state {
+                    CopyState::Failed(why) => Outcome::Deferred(why.clone()),
+                    _ => Outcome::Sent,
+                };
+                log_outcome(&self.id, &copy.delivered_to, rcpt, "local", delay, &result);
+                outcome = worse(outcome, result);
+            }
+            for (to, result) in &self.other[index] {
+                any = true;
+                log_outcome(&self.id, to, rcpt, "none", delay, result);
+                outcome = worse(outcome, result.clone());
+            }
+            if !any {
+                outcome = Outcome::Bounced("no delivery target".into());
+                log_outcome(&self.id, &rcpt.to_string(), rcpt, "none", delay, &outcome);
+            }
+            pending |= !outcome.is_final();
+            lines.push_str(&state_line(index, &outcome));
+        }
+        if !pending {
+            ctx.spool.remove(&self.id);
+            ctx.schedule.removed();
+            log::info!("{}: removed", self.id);
+            return;
+        }
+        let attempts = self.stored.state.attempts + 1;
+        lines.push_str(&format!("attempts {attempts}\n"));
+        if let Err(e) = ctx.spool.append_state(&self.id, &lines) {
+            log::error!("{}: cannot record delivery state: {e}", self.id);
+        }
+        ctx.schedule.retry(self.id, backoff(ctx.config, attempts));
+    }
+}
+
+/// Opens the queue file at the message and starts the Maildir file.
+fn open_copy(spool: &Spool, id: &str, stored: &Stored, copy: &Copy) -> Result<MaildirWrite, String> {
+    let mut source = File::open(spool.msg_path(id)).map_err(|e| format!("cannot open queue file: {e}"))?;
+    source
+        .seek(SeekFrom::Start(stored.offset))
+        .map_err(|e| format!("cannot read queue file: {e}"))?;
+    let return_path = match &stored.envelope.from {
+        ReversePath::Null => String::new(),
+        ReversePath::Mailbox(m) => m.to_string(),
+    };
+    MaildirWrite::start(&copy.dir, &copy.unique, &return_path, &copy.delivered_to, source, stored.len)
+        .map_err(|e| format!("cannot create maildir file in {}: {e}", copy.dir.display()))
+}
+
+/// The wait before attempt `attempts + 1`: retry_min doubled per attempt, at
+/// most retry_max.
+fn backoff(config: &Config, attempts: u32) -> Duration {
+    let factor = 1u32 << attempts.saturating_sub(1).min(16);
+    config.retry_min.saturating_mul(factor).min(config.retry_max)
+}
+
+/// Deferred beats bounced beats sent: a recipient is done only when every
+/// copy is.
+fn worse(a: Outcome, b: Outcome) -> Outcome {
+    let rank = |o: &Outcome| match o {
+        Outcome::Sent => 0,
+        Outcome::Bounced(_) => 1,
+        Outcome::Deferred(_) => 2,
+    };
+    if rank(&b) > rank(&a) {
+        b
+    } else {
+        a
+    }
+}
+
+fn log_outcome(id: &str, to: &str, rcpt: &Mailbox, relay: &str, delay: u64, outcome: &Outcome) {
+    let orig = rcpt.to_string();
+    let orig_to = if orig.eq_ignore_ascii_case(to) {
+        String::new()
+    } else {
+        format!(" orig_to=<{orig}>")
+    };
+    let (status, text) = match outcome {
+        Outcome::Sent => ("sent", "delivered to maildir"),
+        Outcome::Bounced(r) => ("bounced", r.as_str()),
+        Outcome::Deferred(r) => ("deferred", r.as_str()),
+    };
+    log::info!("{id}: to=<{to}>{orig_to} relay={relay} delay={delay} status={status} ({text})");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worst_outcome_wins() {
+        let d = Outcome::Deferred("x".into());
+        assert_eq!(worse(Outcome::Sent, d.clone()), d);
+        assert_eq!(worse(d.clone(), Outcome::Bounced("y".into())), d);
+        assert_eq!(worse(Outcome::Sent, Outcome::Sent), Outcome::Sent);
+    }
+}

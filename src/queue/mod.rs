@@ -1,1 +1,126 @@
-//! The queue.
+//! The queue: the spool on disk ([`spool`]) and, in memory, only what scheduling
+//! needs: how many messages there are and when each is next due. Envelopes are
+//! read back from disk when a message is delivered, so memory does not grow
+//! with the queue's contents.
+
+pub mod envelope;
+pub mod spool;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+use crate::util;
+
+/// Makes queue ids: the arrival time in microseconds plus a counter, in hex.
+/// They sort by arrival and never repeat within one spool (creation is O_EXCL
+/// as well, so a clock stepping back cannot overwrite a file).
+#[derive(Debug, Default)]
+pub struct IdMaker {
+    last_micros: u128,
+    counter: u32,
+}
+
+impl IdMaker {
+    pub fn next(&mut self) -> String {
+        let micros = util::unix_micros();
+        if micros == self.last_micros {
+            self.counter += 1;
+        } else {
+            self.last_micros = micros;
+            self.counter = 0;
+        }
+        format!("{micros:013X}{:02X}", self.counter & 0xff)
+    }
+}
+
+/// Scheduling state of the queue.
+#[derive(Debug, Default)]
+pub struct Schedule {
+    due: BinaryHeap<Reverse<(Instant, String)>>,
+    /// Committed messages not yet removed.
+    committed: usize,
+    /// Messages being received right now (counted against the cap).
+    incoming: usize,
+}
+
+impl Schedule {
+    pub fn len(&self) -> usize {
+        self.committed + self.incoming
+    }
+
+    pub fn incoming_started(&mut self) {
+        self.incoming += 1;
+    }
+
+    pub fn incoming_ended(&mut self) {
+        self.incoming = self.incoming.saturating_sub(1);
+    }
+
+    /// A message was committed (or found at start): deliver it now.
+    pub fn add(&mut self, id: String) {
+        self.committed += 1;
+        self.due.push(Reverse((Instant::now(), id)));
+    }
+
+    /// A delivery attempt left recipients pending: try again after `wait`.
+    pub fn retry(&mut self, id: String, wait: Duration) {
+        self.due.push(Reverse((Instant::now() + wait, id)));
+    }
+
+    /// The message is gone from the spool.
+    pub fn removed(&mut self) {
+        self.committed = self.committed.saturating_sub(1);
+    }
+
+    /// The next message due now, if any.
+    pub fn pop_due(&mut self, now: Instant) -> Option<String> {
+        match self.due.peek() {
+            Some(Reverse((at, _))) if *at <= now => self.due.pop().map(|Reverse((_, id))| id),
+            _ => None,
+        }
+    }
+
+    /// How long until the next message is due (None: nothing queued).
+    pub fn next_due_in(&self, now: Instant) -> Option<Duration> {
+        self.due
+            .peek()
+            .map(|Reverse((at, _))| at.saturating_duration_since(now))
+    }
+
+    /// Makes every queued message due now (`flush`).
+    pub fn all_due_now(&mut self) {
+        let now = Instant::now();
+        let ids: Vec<_> = self.due.drain().map(|Reverse((_, id))| id).collect();
+        self.due.extend(ids.into_iter().map(|id| Reverse((now, id))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_sorted() {
+        let mut maker = IdMaker::default();
+        let ids: Vec<String> = (0..1000).map(|_| maker.next()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, ids);
+        assert!(ids.iter().all(|i| i.chars().all(|c| c.is_ascii_hexdigit())));
+    }
+
+    #[test]
+    fn schedule_orders_by_due_time() {
+        let mut s = Schedule::default();
+        s.add("A".into());
+        s.retry("B".into(), Duration::from_secs(60));
+        let now = Instant::now();
+        assert_eq!(s.pop_due(now).as_deref(), Some("A"));
+        assert_eq!(s.pop_due(now), None);
+        assert!(s.next_due_in(now).unwrap() > Duration::from_secs(50));
+        s.all_due_now();
+        assert_eq!(s.pop_due(Instant::now()).as_deref(), Some("B"));
+    }
+}

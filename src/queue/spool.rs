@@ -1,0 +1,268 @@
+//! The spool on disk. Layout under the `spool` directory:
+//!
+//! - `tmp/ID`: a message being received (envelope head, then the message).
+//! - `msg/ID`: a committed message; it got there by fsync then rename, and the
+//!   rename is made durable by an fsync of `msg/` before the 250 is sent.
+//! - `state/ID`: appended outcomes of delivery attempts (see [`super::envelope`]).
+//!
+//! At start, `tmp/` is emptied (nothing there was acknowledged) and every file
+//! in `msg/` is queued again.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::envelope::{Envelope, State};
+
+/// Longest envelope head read back: recipients × longest path, with room.
+const MAX_HEAD: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Spool {
+    tmp: PathBuf,
+    msg: PathBuf,
+    state: PathBuf,
+}
+
+/// A message being received into `tmp/`.
+#[derive(Debug)]
+pub struct Incoming {
+    pub id: String,
+    file: File,
+    path: PathBuf,
+    /// Bytes of the message written (the head not counted).
+    pub size: u64,
+}
+
+impl Incoming {
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// A committed message read back for delivery.
+#[derive(Debug)]
+pub struct Stored {
+    pub envelope: Envelope,
+    pub state: State,
+    /// Where the message starts in the file, and its length.
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl Spool {
+    /// Opens (creating as needed, mode 0700) the spool under `root`.
+    pub fn open(root: &Path) -> io::Result<Spool> {
+        let spool = Spool {
+            tmp: root.join("tmp"),
+            msg: root.join("msg"),
+            state: root.join("state"),
+        };
+        for dir in [&spool.tmp, &spool.msg, &spool.state] {
+            DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        }
+        Ok(spool)
+    }
+
+    pub fn msg_path(&self, id: &str) -> PathBuf {
+        self.msg.join(id)
+    }
+
+    /// Starts a message: `tmp/ID` created exclusively, the head written.
+    pub fn create(&self, id: &str, envelope: &Envelope) -> io::Result<Incoming> {
+        let path = self.tmp.join(id);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        if let Err(e) = file.write_all(envelope.to_text().as_bytes()) {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(Incoming {
+            id: id.to_string(),
+            file,
+            path,
+            size: 0,
+        })
+    }
+
+    /// Throws away a message that was not acknowledged.
+    pub fn discard(&self, incoming: Incoming) {
+        drop(incoming.file);
+        let _ = fs::remove_file(&incoming.path);
+    }
+
+    /// Commits a batch: each file is fsynced and renamed into `msg/`, then
+    /// `msg/` is fsynced once for all of them (the group commit). Returns one
+    /// result per message, in order; a failed one has been removed.
+    pub fn commit(&self, batch: Vec<Incoming>) -> Vec<(String, io::Result<()>)> {
+        let mut results: Vec<(String, io::Result<()>)> = Vec::with_capacity(batch.len());
+        for incoming in batch {
+            let result = incoming
+                .file
+                .sync_data()
+                .and_then(|()| fs::rename(&incoming.path, self.msg.join(&incoming.id)));
+            if result.is_err() {
+                let _ = fs::remove_file(&incoming.path);
+            }
+            results.push((incoming.id, result));
+        }
+        if results.iter().any(|(_, r)| r.is_ok()) {
+            if let Err(e) = fsync_dir(&self.msg) {
+                // The renames may not survive a crash: none of them may be
+                // acknowledged. Take them back out of the queue.
+                for (id, r) in &mut results {
+                    if r.is_ok() {
+                        let _ = fs::remove_file(self.msg.join(&*id));
+                        *r = Err(io::Error::new(e.kind(), e.to_string()));
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// Start-up recovery: removes unacknowledged files from `tmp/` and state
+    /// files whose message is gone; returns the ids of committed messages,
+    /// oldest first.
+    pub fn recover(&self) -> io::Result<Vec<String>> {
+        for entry in fs::read_dir(&self.tmp)? {
+            let entry = entry?;
+            log::info!("removing unfinished spool file {}", entry.path().display());
+            let _ = fs::remove_file(entry.path());
+        }
+        let mut ids: Vec<String> = Vec::new();
+        for entry in fs::read_dir(&self.msg)? {
+            if let Some(name) = entry?.file_name().to_str() {
+                ids.push(name.to_string());
+            }
+        }
+        ids.sort();
+        for entry in fs::read_dir(&self.state)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if ids.binary_search_by(|id| id.as_str().cmp(&*name.to_string_lossy())).is_err() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Reads a committed message's envelope and state.
+    pub fn load(&self, id: &str) -> io::Result<Stored> {
+        let mut file = File::open(self.msg.join(id))?;
+        let total = file.metadata()?.len();
+        let mut head = Vec::new();
+        (&mut file).take(MAX_HEAD).read_to_end(&mut head)?;
+        let (envelope, offset) = Envelope::parse(&head)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "corrupt envelope"))?;
+        let state_text = match fs::read_to_string(self.state.join(id)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        let state = State::parse(&state_text, envelope.rcpts.len());
+        Ok(Stored {
+            envelope,
+            state,
+            offset: offset as u64,
+            len: total - offset as u64,
+        })
+    }
+
+    /// Appends outcome lines to a message's state file and fsyncs it.
+    pub fn append_state(&self, id: &str, lines: &str) -> io::Result<()> {
+        let path = self.state.join(id);
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&path)?;
+        file.write_all(lines.as_bytes())?;
+        file.sync_data()?;
+        if !existed {
+            fsync_dir(&self.state)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a message whose recipients are all done. Not fsynced: if the
+    /// removal is lost in a crash, the redelivery is recognised and skipped.
+    pub fn remove(&self, id: &str) {
+        let _ = fs::remove_file(self.msg.join(id));
+        let _ = fs::remove_file(self.state.join(id));
+    }
+}
+
+/// fsyncs a directory so renames and creations in it are durable.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::address::{Mailbox, ReversePath};
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("picomta-spool-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn envelope() -> Envelope {
+        Envelope {
+            arrival: 42,
+            from: ReversePath::Null,
+            rcpts: vec![Mailbox {
+                local: "alice".into(),
+                domain: "example.test".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn commit_load_recover_remove() {
+        let root = temp_dir("cycle");
+        let spool = Spool::open(&root).unwrap();
+        let mut a = spool.create("A", &envelope()).unwrap();
+        a.write(b"Subject: x\n\nhello\n").unwrap();
+        let unfinished = spool.create("B", &envelope()).unwrap();
+        let results = spool.commit(vec![a]);
+        assert!(results[0].1.is_ok());
+        drop(unfinished);
+        spool.append_state("A", "attempts 1\n").unwrap();
+        fs::write(root.join("state/ORPHAN"), "0 sent\n").unwrap();
+
+        let ids = spool.recover().unwrap();
+        assert_eq!(ids, vec!["A".to_string()]);
+        assert!(!root.join("tmp/B").exists(), "unfinished file removed");
+        assert!(!root.join("state/ORPHAN").exists(), "orphan state removed");
+
+        let stored = spool.load("A").unwrap();
+        assert_eq!(stored.envelope, envelope());
+        assert_eq!(stored.state.attempts, 1);
+        assert_eq!(stored.len, 18);
+        let data = fs::read(spool.msg_path("A")).unwrap();
+        assert_eq!(&data[stored.offset as usize..], b"Subject: x\n\nhello\n");
+
+        spool.remove("A");
+        assert!(spool.recover().unwrap().is_empty());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn create_is_exclusive() {
+        let root = temp_dir("excl");
+        let spool = Spool::open(&root).unwrap();
+        let _a = spool.create("A", &envelope()).unwrap();
+        assert!(spool.create("A", &envelope()).is_err());
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
