@@ -113,7 +113,8 @@ impl Inbound {
                     return Next::Wait;
                 }
             }
-            if self.session.wants_input() && self.conn.readable && self.pending.len() < PENDING_CAP {
+            if self.session.wants_input() && self.conn.readable && self.pending.len() < PENDING_CAP
+            {
                 match self.conn.read(shared.scratch) {
                     Io::Done(n) => {
                         self.touch(shared.config);
@@ -139,7 +140,11 @@ impl Inbound {
 
     /// The timeout for the session's current phase has passed.
     pub fn timed_out(&mut self, shared: &mut Shared) -> Next {
-        log::info!("timeout after {} from [{}]", phase(&self.session), self.conn.peer.ip());
+        log::info!(
+            "timeout after {} from [{}]",
+            phase(&self.session),
+            self.conn.peer.ip()
+        );
         self.with_host(shared, |session, host| session.timeout(host));
         self.drive(shared)
     }
@@ -180,7 +185,11 @@ impl Inbound {
     /// The peer went away: drop any unfinished message.
     fn lost(&mut self, shared: &mut Shared) -> Next {
         if !self.session.is_closed() {
-            log::info!("lost connection after {} from [{}]", phase(&self.session), self.conn.peer.ip());
+            log::info!(
+                "lost connection after {} from [{}]",
+                phase(&self.session),
+                self.conn.peer.ip()
+            );
         }
         self.close(shared);
         Next::Close
@@ -217,7 +226,10 @@ impl Host for SpoolHost<'_, '_> {
     fn queue_has_room(&mut self) -> bool {
         let config = self.shared.config;
         if self.shared.schedule.len() >= config.max_queue_messages {
-            log::warn!("queue full: {} messages (max_queue_messages)", self.shared.schedule.len());
+            log::warn!(
+                "queue full: {} messages (max_queue_messages)",
+                self.shared.schedule.len()
+            );
             return false;
         }
         match free_space(&config.spool) {

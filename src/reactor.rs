@@ -187,7 +187,8 @@ mod tests {
         r.add_timer(now, Token(2), 7);
         r.add_timer(now + Duration::from_secs(3600), Token(3), 8);
         let (mut ready, mut expired) = (Vec::new(), Vec::new());
-        r.wait(Some(Duration::ZERO), &mut ready, &mut expired).unwrap();
+        r.wait(Some(Duration::ZERO), &mut ready, &mut expired)
+            .unwrap();
         assert_eq!(expired, vec![(Token(2), 7)]);
     }
 }

@@ -47,7 +47,8 @@ struct Server {
 }
 
 pub fn run(config: Config, router: Router) -> io::Result<()> {
-    let spool = Spool::open(&config.spool).map_err(|e| context(e, "spool", &config.spool.display()))?;
+    let spool =
+        Spool::open(&config.spool).map_err(|e| context(e, "spool", &config.spool.display()))?;
     let mut schedule = Schedule::default();
     let recovered = spool.recover()?;
     if !recovered.is_empty() {
@@ -62,7 +63,9 @@ pub fn run(config: Config, router: Router) -> io::Result<()> {
         let listener = listen::bind(l.addr).map_err(|e| context(e, "listen", &l.addr))?;
         let token = owners.insert_with(|_, _| Owner::Listener(listener));
         if let Some(Owner::Listener(listener)) = owners.get_mut(token) {
-            reactor.registry().register(listener, token, Interest::READABLE)?;
+            reactor
+                .registry()
+                .register(listener, token, Interest::READABLE)?;
         }
         log::info!("listening on {}", l.addr);
     }
@@ -142,10 +145,17 @@ impl Server {
             };
             let sessions = self.owners.len() - self.listeners;
             if sessions >= self.config.max_connections {
-                log::warn!("too many connections ({sessions}): refusing [{}]", peer.ip());
+                log::warn!(
+                    "too many connections ({sessions}): refusing [{}]",
+                    peer.ip()
+                );
                 let mut out = Vec::new();
-                Reply::new(421, "4.7.0", format!("{} Error: too many connections", self.config.hostname))
-                    .write_to(&mut out);
+                Reply::new(
+                    421,
+                    "4.7.0",
+                    format!("{} Error: too many connections", self.config.hostname),
+                )
+                .write_to(&mut out);
                 let _ = stream.write(&out);
                 continue;
             }
@@ -159,18 +169,18 @@ impl Server {
             let deadline = Instant::now() + self.config.command_timeout;
             let conn = Conn::new(stream, peer);
             let session = Session::new(session_config, peer);
-            let new = self
-                .owners
-                .insert_with(|_, generation| Owner::Inbound(Box::new(Inbound::new(conn, session, deadline, generation))));
+            let new = self.owners.insert_with(|_, generation| {
+                Owner::Inbound(Box::new(Inbound::new(conn, session, deadline, generation)))
+            });
             let Some(Owner::Inbound(inbound)) = self.owners.get_mut(new) else {
                 continue;
             };
             let generation = inbound.generation;
-            if let Err(e) = self
-                .reactor
-                .registry()
-                .register(&mut inbound.conn.stream, new, Interest::READABLE | Interest::WRITABLE)
-            {
+            if let Err(e) = self.reactor.registry().register(
+                &mut inbound.conn.stream,
+                new,
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
                 log::error!("register: {e}");
                 self.owners.remove(new);
                 continue;

@@ -68,7 +68,10 @@ mod tests {
     fn dates_match_known_values() {
         assert_eq!(rfc5322_date(0), "Thu, 1 Jan 1970 00:00:00 +0000");
         // 2026-11-23 12:55:22 UTC, a Monday.
-        assert_eq!(rfc5322_date(1_795_438_522), "Mon, 23 Nov 2026 12:55:22 +0000");
+        assert_eq!(
+            rfc5322_date(1_795_438_522),
+            "Mon, 23 Nov 2026 12:55:22 +0000"
+        );
         // Leap day.
         assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
     }

@@ -84,7 +84,9 @@ impl LocalDelivery {
     pub fn run(&mut self, ctx: &mut Ctx, mut budget: usize) {
         let now = Instant::now();
         while self.jobs.len() < MAX_JOBS {
-            let Some(id) = ctx.schedule.pop_due(now) else { break };
+            let Some(id) = ctx.schedule.pop_due(now) else {
+                break;
+            };
             match self.start(ctx, &id) {
                 Some(job) => self.jobs.push(job),
                 None => ctx.schedule.removed(),
@@ -105,7 +107,9 @@ impl LocalDelivery {
                     if matches!(copy.state, CopyState::Renamed) && copy.dir.join("new") == *dir {
                         copy.state = match &result {
                             Ok(()) => CopyState::Done,
-                            Err(e) => CopyState::Failed(format!("cannot sync {}: {e}", dir.display())),
+                            Err(e) => {
+                                CopyState::Failed(format!("cannot sync {}: {e}", dir.display()))
+                            }
                         };
                     }
                 }
@@ -134,11 +138,15 @@ impl LocalDelivery {
         };
         // A copy can already be in place only if an earlier attempt, or an
         // earlier run of picomta, got as far as writing it.
-        let check_existing = stored.state.attempts > 0 || stored.envelope.arrival <= self.started_at;
+        let check_existing =
+            stored.state.attempts > 0 || stored.envelope.arrival <= self.started_at;
         let mut copies: Vec<Copy> = Vec::new();
         let mut other = vec![Vec::new(); stored.envelope.rcpts.len()];
         for (index, rcpt) in stored.envelope.rcpts.iter().enumerate() {
-            if stored.state.outcomes[index].as_ref().is_some_and(Outcome::is_final) {
+            if stored.state.outcomes[index]
+                .as_ref()
+                .is_some_and(Outcome::is_final)
+            {
                 continue;
             }
             for target in ctx.router.expand(rcpt) {
@@ -149,12 +157,24 @@ impl LocalDelivery {
                             continue;
                         }
                         let Some(dir) = ctx.router.maildir_path(&name) else {
-                            other[index].push((name.clone(), Outcome::Bounced("invalid mailbox name".into())));
+                            other[index].push((
+                                name.clone(),
+                                Outcome::Bounced("invalid mailbox name".into()),
+                            ));
                             continue;
                         };
-                        let domain = if rcpt.domain.is_empty() { &ctx.config.hostname } else { &rcpt.domain };
+                        let domain = if rcpt.domain.is_empty() {
+                            &ctx.config.hostname
+                        } else {
+                            &rcpt.domain
+                        };
                         copies.push(Copy {
-                            unique: unique_name(stored.envelope.arrival, id, index, &ctx.config.hostname),
+                            unique: unique_name(
+                                stored.envelope.arrival,
+                                id,
+                                index,
+                                &ctx.config.hostname,
+                            ),
                             delivered_to: format!("{name}@{domain}"),
                             mailbox: name,
                             dir,
@@ -166,7 +186,9 @@ impl LocalDelivery {
                         to.to_string(),
                         Outcome::Deferred("remote delivery is not available".into()),
                     )),
-                    Target::Refused(why) => other[index].push((rcpt.to_string(), Outcome::Bounced(why))),
+                    Target::Refused(why) => {
+                        other[index].push((rcpt.to_string(), Outcome::Bounced(why)))
+                    }
                 }
             }
         }
@@ -198,7 +220,8 @@ impl Job {
                 };
             }
             if let CopyState::Writing(_) = copy.state {
-                let CopyState::Writing(mut writer) = std::mem::replace(&mut copy.state, CopyState::Waiting)
+                let CopyState::Writing(mut writer) =
+                    std::mem::replace(&mut copy.state, CopyState::Waiting)
                 else {
                     continue;
                 };
@@ -239,7 +262,10 @@ impl Job {
         let mut lines = String::new();
         let mut pending = false;
         for (index, rcpt) in rcpts.iter().enumerate() {
-            if self.stored.state.outcomes[index].as_ref().is_some_and(Outcome::is_final) {
+            if self.stored.state.outcomes[index]
+                .as_ref()
+                .is_some_and(Outcome::is_final)
+            {
                 continue;
             }
             let mut outcome = Outcome::Sent;
@@ -281,8 +307,14 @@ impl Job {
 }
 
 /// Opens the queue file at the message and starts the Maildir file.
-fn open_copy(spool: &Spool, id: &str, stored: &Stored, copy: &Copy) -> Result<MaildirWrite, String> {
-    let mut source = File::open(spool.msg_path(id)).map_err(|e| format!("cannot open queue file: {e}"))?;
+fn open_copy(
+    spool: &Spool,
+    id: &str,
+    stored: &Stored,
+    copy: &Copy,
+) -> Result<MaildirWrite, String> {
+    let mut source =
+        File::open(spool.msg_path(id)).map_err(|e| format!("cannot open queue file: {e}"))?;
     source
         .seek(SeekFrom::Start(stored.offset))
         .map_err(|e| format!("cannot read queue file: {e}"))?;
@@ -290,15 +322,25 @@ fn open_copy(spool: &Spool, id: &str, stored: &Stored, copy: &Copy) -> Result<Ma
         ReversePath::Null => String::new(),
         ReversePath::Mailbox(m) => m.to_string(),
     };
-    MaildirWrite::start(&copy.dir, &copy.unique, &return_path, &copy.delivered_to, source, stored.len)
-        .map_err(|e| format!("cannot create maildir file in {}: {e}", copy.dir.display()))
+    MaildirWrite::start(
+        &copy.dir,
+        &copy.unique,
+        &return_path,
+        &copy.delivered_to,
+        source,
+        stored.len,
+    )
+    .map_err(|e| format!("cannot create maildir file in {}: {e}", copy.dir.display()))
 }
 
 /// The wait before attempt `attempts + 1`: retry_min doubled per attempt, at
 /// most retry_max.
 fn backoff(config: &Config, attempts: u32) -> Duration {
     let factor = 1u32 << attempts.saturating_sub(1).min(16);
-    config.retry_min.saturating_mul(factor).min(config.retry_max)
+    config
+        .retry_min
+        .saturating_mul(factor)
+        .min(config.retry_max)
 }
 
 /// Deferred beats bounced beats sent: a recipient is done only when every

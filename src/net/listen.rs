@@ -45,7 +45,12 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(TcpListener::from_std(listener))
 }
 
-fn set_option(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn set_option(
+    fd: libc::c_int,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: value is a live c_int and its size is passed alongside.
     let rc = unsafe {
         libc::setsockopt(

@@ -120,7 +120,10 @@ impl State {
                 state.attempts = second.parse().unwrap_or(state.attempts);
                 continue;
             }
-            let Some(slot) = first.parse::<usize>().ok().and_then(|i| state.outcomes.get_mut(i))
+            let Some(slot) = first
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| state.outcomes.get_mut(i))
             else {
                 continue;
             };
@@ -167,7 +170,11 @@ mod tests {
             rcpts: vec![mb("bob", "x.test")],
         };
         assert_eq!(Envelope::parse(env.to_text().as_bytes()).unwrap().0, env);
-        assert_eq!(Envelope::parse(b"picomta-queue 1\narrival 1\n"), None, "no end");
+        assert_eq!(
+            Envelope::parse(b"picomta-queue 1\narrival 1\n"),
+            None,
+            "no end"
+        );
         assert_eq!(Envelope::parse(b"other\n\n"), None);
         assert_eq!(Envelope::parse(b"picomta-queue 1\nbogus 1\n\n"), None);
         assert_eq!(Envelope::parse(b"\xff\xfe\n\n"), None);
@@ -185,8 +192,16 @@ mod tests {
         assert_eq!(state.attempts, 2);
         assert_eq!(
             state.outcomes,
-            vec![Some(Outcome::Sent), None, Some(Outcome::Bounced("refused".into()))]
+            vec![
+                Some(Outcome::Sent),
+                None,
+                Some(Outcome::Bounced("refused".into()))
+            ]
         );
-        assert_eq!(State::parse("7 sent\n", 1).outcomes, vec![None], "index out of range");
+        assert_eq!(
+            State::parse("7 sent\n", 1).outcomes,
+            vec![None],
+            "index out of range"
+        );
     }
 }

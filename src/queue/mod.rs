@@ -92,7 +92,8 @@ impl Schedule {
     pub fn all_due_now(&mut self) {
         let now = Instant::now();
         let ids: Vec<_> = self.due.drain().map(|Reverse((_, id))| id).collect();
-        self.due.extend(ids.into_iter().map(|id| Reverse((now, id))));
+        self.due
+            .extend(ids.into_iter().map(|id| Reverse((now, id))));
     }
 }
 

@@ -146,7 +146,10 @@ impl Spool {
         for entry in fs::read_dir(&self.state)? {
             let entry = entry?;
             let name = entry.file_name();
-            if ids.binary_search_by(|id| id.as_str().cmp(&*name.to_string_lossy())).is_err() {
+            if ids
+                .binary_search_by(|id| id.as_str().cmp(&*name.to_string_lossy()))
+                .is_err()
+            {
                 let _ = fs::remove_file(entry.path());
             }
         }

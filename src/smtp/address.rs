@@ -50,6 +50,10 @@ pub enum AddressError {
 /// `<"john doe"@example.org>`. `<>` is accepted only when `allow_null`.
 /// `utf8` says whether the client asked for SMTPUTF8 on this transaction: UTF-8
 /// in the local part or domain is accepted only then.
-pub fn parse_path(_text: &str, _allow_null: bool, _utf8: bool) -> Result<ReversePath, AddressError> {
+pub fn parse_path(
+    _text: &str,
+    _allow_null: bool,
+    _utf8: bool,
+) -> Result<ReversePath, AddressError> {
     todo!("filled in by the command-parser work")
 }

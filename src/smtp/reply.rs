@@ -81,8 +81,11 @@ mod tests {
     #[test]
     fn multi_line_uses_dash_continuations() {
         let mut out = Vec::new();
-        Reply::multi(250, vec!["host".into(), "PIPELINING".into(), "SIZE 10".into()])
-            .write_to(&mut out);
+        Reply::multi(
+            250,
+            vec!["host".into(), "PIPELINING".into(), "SIZE 10".into()],
+        )
+        .write_to(&mut out);
         assert_eq!(out, b"250-host\r\n250-PIPELINING\r\n250 SIZE 10\r\n");
     }
 }

@@ -217,7 +217,11 @@ impl Session {
         if self.in_data() || self.bdat.is_some() {
             host.abort_message();
         }
-        self.reply(Reply::new(421, "4.4.2", format!("{} Error: timeout exceeded", self.config.hostname)));
+        self.reply(Reply::new(
+            421,
+            "4.4.2",
+            format!("{} Error: timeout exceeded", self.config.hostname),
+        ));
         self.mode = Mode::Closed;
     }
 
@@ -239,7 +243,11 @@ impl Session {
         self.reply(reply);
         self.errors += 1;
         if self.errors >= self.config.max_errors {
-            self.reply(Reply::new(421, "4.7.0", format!("{} Error: too many errors", self.config.hostname)));
+            self.reply(Reply::new(
+                421,
+                "4.7.0",
+                format!("{} Error: too many errors", self.config.hostname),
+            ));
             self.mode = Mode::Closed;
         }
     }
@@ -308,7 +316,10 @@ impl Session {
         if self.txn.is_some() {
             return self.error(Reply::new(503, "5.5.1", "Error: nested MAIL command"));
         }
-        if params.size.is_some_and(|s| s > self.config.max_message_size) {
+        if params
+            .size
+            .is_some_and(|s| s > self.config.max_message_size)
+        {
             return self.error(Reply::new(552, "5.3.4", "Message size exceeds fixed limit"));
         }
         if !host.queue_has_room() {
@@ -330,7 +341,11 @@ impl Session {
             return self.reply(Reply::new(452, "4.5.3", "Error: too many recipients"));
         }
         if !txn.params.smtputf8 && !(rcpt.local.is_ascii() && rcpt.domain.is_ascii()) {
-            return self.error(Reply::new(553, "5.6.7", "Error: SMTPUTF8 required for this address"));
+            return self.error(Reply::new(
+                553,
+                "5.6.7",
+                "Error: SMTPUTF8 required for this address",
+            ));
         }
         match host.check_rcpt(&rcpt) {
             RcptCheck::Local => {
@@ -422,7 +437,12 @@ impl Session {
         if !state.discard {
             self.scratch.clear();
             state.bare |= bdat_normalize(&input[..take], &mut state.pending_cr, &mut self.scratch);
-            accept_body(&mut state.body, &self.scratch, self.config.max_message_size, host);
+            accept_body(
+                &mut state.body,
+                &self.scratch,
+                self.config.max_message_size,
+                host,
+            );
         }
         if *remaining == 0 {
             self.bdat_chunk_end(host);
@@ -462,9 +482,17 @@ impl Session {
         self.txn = None;
         self.mode = Mode::Command { discarding: false };
         let refusal = if body.too_big {
-            Some(Reply::new(552, "5.3.4", "Error: message size exceeds fixed limit"))
+            Some(Reply::new(
+                552,
+                "5.3.4",
+                "Error: message size exceeds fixed limit",
+            ))
         } else if bare {
-            Some(Reply::new(550, "5.6.0", "Error: bare CR or LF in message: lines must end with CRLF"))
+            Some(Reply::new(
+                550,
+                "5.6.0",
+                "Error: bare CR or LF in message: lines must end with CRLF",
+            ))
         } else {
             body.write_error
         };
@@ -528,9 +556,10 @@ fn command_error_reply(e: CommandError) -> Reply {
     match e {
         CommandError::Unknown => Reply::new(500, "5.5.1", "Error: command not recognized"),
         CommandError::Syntax(why) => Reply::new(501, "5.5.4", format!("Syntax: {why}")),
-        CommandError::Address { error: AddressError::NeedsSmtputf8, .. } => {
-            Reply::new(553, "5.6.7", "Error: SMTPUTF8 required for this address")
-        }
+        CommandError::Address {
+            error: AddressError::NeedsSmtputf8,
+            ..
+        } => Reply::new(553, "5.6.7", "Error: SMTPUTF8 required for this address"),
         CommandError::Address { sender: true, .. } => {
             Reply::new(501, "5.1.7", "Error: bad sender address syntax")
         }

@@ -1,1 +1,320 @@
+//! Session state machine tests with an in-memory host: every reply code the
+//! session owns, pipelining, DATA and BDAT paths, limits and the commit step.
+
 use super::*;
+
+#[derive(Default)]
+struct MemHost {
+    room: bool,
+    open: bool,
+    data: Vec<u8>,
+    ended: Vec<Vec<u8>>,
+    aborted: usize,
+    next_id: u32,
+}
+
+impl Host for MemHost {
+    fn check_rcpt(&mut self, rcpt: &Mailbox) -> RcptCheck {
+        match (rcpt.local.as_str(), rcpt.domain.as_str()) {
+            (_, "remote.test") => RcptCheck::Remote,
+            ("alice" | "bob", _) => RcptCheck::Local,
+            _ => RcptCheck::UnknownUser,
+        }
+    }
+    fn queue_has_room(&mut self) -> bool {
+        self.room
+    }
+    fn begin_message(&mut self, _txn: &Transaction) -> Result<String, Reply> {
+        assert!(!self.open, "one message at a time");
+        self.open = true;
+        self.data.clear();
+        self.next_id += 1;
+        Ok(format!("ID{}", self.next_id))
+    }
+    fn message_data(&mut self, bytes: &[u8]) -> Result<(), Reply> {
+        assert!(self.open);
+        self.data.extend_from_slice(bytes);
+        Ok(())
+    }
+    fn end_message(&mut self) {
+        assert!(self.open);
+        self.open = false;
+        self.ended.push(std::mem::take(&mut self.data));
+    }
+    fn abort_message(&mut self) {
+        self.open = false;
+        self.aborted += 1;
+    }
+}
+
+fn session() -> (Session, MemHost) {
+    let config = SessionConfig {
+        hostname: "mx.test".into(),
+        max_message_size: 1000,
+        max_recipients: 3,
+        max_errors: 5,
+    };
+    let mut s = Session::new(config, "127.0.0.1:4000".parse().unwrap());
+    let greeting = take(&mut s);
+    assert_eq!(greeting, "220 mx.test ESMTP picomta\r\n");
+    (
+        s,
+        MemHost {
+            room: true,
+            ..Default::default()
+        },
+    )
+}
+
+/// Everything the session has written and not yet taken.
+fn take(s: &mut Session) -> String {
+    let out = String::from_utf8_lossy(s.output()).into_owned();
+    let n = s.output().len();
+    s.output_sent(n);
+    out
+}
+
+/// Feeds all of `input` (committing finished messages with the next id) and
+/// returns the reply codes in order.
+fn run(s: &mut Session, host: &mut MemHost, input: &[u8]) -> Vec<String> {
+    let mut pos = 0;
+    let mut guard = 0;
+    while pos < input.len() && guard < 10_000 {
+        guard += 1;
+        pos += s.input(&input[pos..], host);
+        if matches!(s.mode, Mode::AwaitingCommit) {
+            s.commit_done(Ok(format!("ID{}", host.next_id)));
+        } else if s.is_closed() || !s.wants_input() {
+            break;
+        } else if pos < input.len() && s.input(&input[pos..], host) == 0 {
+            break;
+        }
+    }
+    take(s)
+        .split("\r\n")
+        .filter(|l| l.len() >= 4 && l.as_bytes()[3] == b' ')
+        .map(|l| l.to_string())
+        .collect()
+}
+
+fn codes(replies: &[String]) -> Vec<&str> {
+    replies.iter().map(|r| &r[..3]).collect()
+}
+
+#[test]
+fn ehlo_advertises_extensions() {
+    let (mut s, mut h) = session();
+    s.input(b"EHLO client.test\r\n", &mut h);
+    let out = take(&mut s);
+    for kw in [
+        "PIPELINING",
+        "SIZE 1000",
+        "8BITMIME",
+        "ENHANCEDSTATUSCODES",
+        "SMTPUTF8",
+        "CHUNKING",
+    ] {
+        assert!(
+            out.contains(&format!("250-{kw}\r\n")) || out.contains(&format!("250 {kw}\r\n")),
+            "{kw}: {out}"
+        );
+    }
+    assert!(out.starts_with("250-mx.test\r\n"));
+}
+
+#[test]
+fn whole_pipelined_transaction_in_one_write() {
+    let (mut s, mut h) = session();
+    let r = run(
+        &mut s,
+        &mut h,
+        b"EHLO c\r\nMAIL FROM:<x@y.test>\r\nRCPT TO:<alice@local.test>\r\nRCPT TO:<nobody@local.test>\r\nRCPT TO:<bob@local.test>\r\nDATA\r\nSubject: t\r\n\r\n..dot\r\n.\r\nQUIT\r\n",
+    );
+    assert_eq!(
+        codes(&r),
+        ["250", "250", "250", "550", "250", "354", "250", "221"]
+    );
+    assert!(r[3].starts_with("550 5.1.1"), "{}", r[3]);
+    assert!(r[6].contains("queued as ID1"));
+    assert!(s.is_closed());
+    let msg = String::from_utf8(h.ended[0].clone()).unwrap();
+    assert!(
+        msg.starts_with(
+            "Received: from c ([127.0.0.1])\n\tby mx.test (picomta) with ESMTP id ID1;"
+        ),
+        "{msg}"
+    );
+    assert!(msg.ends_with("Subject: t\n\n.dot\n"), "{msg}");
+}
+
+#[test]
+fn sequence_errors() {
+    let (mut s, mut h) = session();
+    let r = run(&mut s, &mut h, b"MAIL FROM:<a@b.test>\r\nEHLO c\r\nRCPT TO:<alice@l.test>\r\nDATA\r\nMAIL FROM:<>\r\nMAIL FROM:<>\r\nDATA\r\n");
+    assert_eq!(codes(&r), ["503", "250", "503", "503", "250", "503", "503"]);
+    assert!(r
+        .iter()
+        .filter(|l| l.starts_with("503"))
+        .all(|l| l.starts_with("503 5.5.1")));
+}
+
+#[test]
+fn rcpt_policy_replies() {
+    let (mut s, mut h) = session();
+    let r = run(&mut s, &mut h, b"HELO c\r\nMAIL FROM:<>\r\nRCPT TO:<x@remote.test>\r\nRCPT TO:<alice@l.test>\r\nRCPT TO:<alice@l.test>\r\nRCPT TO:<bob@l.test>\r\nRCPT TO:<bob@l.test>\r\n");
+    assert_eq!(codes(&r), ["250", "250", "554", "250", "250", "250", "452"]);
+    assert!(r[2].starts_with("554 5.7.1"));
+    assert!(r[6].starts_with("452 4.5.3"));
+}
+
+#[test]
+fn simple_commands() {
+    let (mut s, mut h) = session();
+    let r = run(
+        &mut s,
+        &mut h,
+        b"NOOP\r\nVRFY alice\r\nVRFY nobody\r\nHELP\r\nRSET\r\nFOO\r\nSTARTTLS\r\n",
+    );
+    assert_eq!(codes(&r), ["250", "252", "252", "214", "250", "500", "502"]);
+    assert!(r[1].starts_with("252 2.5.2"));
+    assert_eq!(r[1][3..], r[2][3..], "VRFY never tells users apart");
+    assert!(r[5].starts_with("500 5.5.1"));
+}
+
+#[test]
+fn long_line_is_rejected_and_session_goes_on() {
+    let (mut s, mut h) = session();
+    let mut input = b"NOOP ".to_vec();
+    input.extend(std::iter::repeat_n(b'x', 2000));
+    input.extend_from_slice(b"\r\nNOOP\r\n");
+    let r = run(&mut s, &mut h, &input);
+    assert_eq!(r, ["500 5.5.2 Error: line too long", "250 2.0.0 Ok"]);
+}
+
+#[test]
+fn too_many_errors_closes() {
+    let (mut s, mut h) = session();
+    let r = run(&mut s, &mut h, b"A\r\nB\r\nC\r\nD\r\nE\r\nNOOP\r\n");
+    assert_eq!(codes(&r), ["500", "500", "500", "500", "500", "421"]);
+    assert!(r[5].starts_with("421 4.7.0"));
+    assert!(s.is_closed());
+}
+
+#[test]
+fn size_limits() {
+    let (mut s, mut h) = session();
+    let mut input = b"EHLO c\r\nMAIL FROM:<a@b.test> SIZE=1001\r\nMAIL FROM:<a@b.test> SIZE=10\r\nRCPT TO:<alice@l.test>\r\nDATA\r\n".to_vec();
+    input.extend(std::iter::repeat_n(b'y', 1500));
+    input.extend_from_slice(b"\r\n.\r\nNOOP\r\n");
+    let r = run(&mut s, &mut h, &input);
+    assert_eq!(codes(&r), ["250", "552", "250", "250", "354", "552", "250"]);
+    assert!(r[1].starts_with("552 5.3.4") && r[5].starts_with("552 5.3.4"));
+    assert_eq!(h.aborted, 1);
+    assert!(h.ended.is_empty());
+}
+
+#[test]
+fn queue_full_refuses_mail() {
+    let (mut s, mut h) = session();
+    h.room = false;
+    let r = run(&mut s, &mut h, b"EHLO c\r\nMAIL FROM:<a@b.test>\r\n");
+    assert_eq!(r[1], "452 4.3.1 Insufficient system storage");
+}
+
+#[test]
+fn smuggling_is_one_rejected_message() {
+    for smuggle in [&b"\n.\n"[..], b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r\n.\r"] {
+        let (mut s, mut h) = session();
+        let mut input =
+            b"EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@l.test>\r\nDATA\r\nhello".to_vec();
+        input.extend_from_slice(smuggle);
+        input.extend_from_slice(
+            b"MAIL FROM:<evil@b.test>\r\nRCPT TO:<bob@l.test>\r\nDATA\r\nevil\r\n.\r\nNOOP\r\n",
+        );
+        let r = run(&mut s, &mut h, &input);
+        assert_eq!(
+            codes(&r),
+            ["250", "250", "250", "354", "550", "250"],
+            "{smuggle:?}: {r:?}"
+        );
+        assert!(r[4].starts_with("550 5.6.0"));
+        assert!(h.ended.is_empty(), "nothing accepted for {smuggle:?}");
+    }
+}
+
+#[test]
+fn bdat_chunks_and_rejections() {
+    let (mut s, mut h) = session();
+    let r = run(
+        &mut s,
+        &mut h,
+        b"EHLO c\r\nBDAT 3\r\nabcMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@l.test>\r\nBDAT 7\r\nSub: x\r\nBDAT 4 LAST\r\n\r\nb\r\nDATA\r\n",
+    );
+    assert_eq!(
+        codes(&r),
+        ["250", "503", "250", "250", "250", "250", "503"],
+        "{r:?}"
+    );
+    assert!(r[4].starts_with("250 2.0.0 6 octets"), "{r:?}");
+    let msg = String::from_utf8(h.ended[0].clone()).unwrap();
+    assert!(msg.ends_with("\nSub: x\n\nb\n"), "{msg:?}");
+}
+
+#[test]
+fn bdat_bare_lf_is_rejected() {
+    let (mut s, mut h) = session();
+    let r = run(
+        &mut s,
+        &mut h,
+        b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@l.test>\r\nBDAT 5 LAST\r\na\nb\r\n",
+    );
+    assert_eq!(codes(&r), ["250", "250", "250", "550"]);
+    assert!(h.ended.is_empty());
+}
+
+#[test]
+fn input_waits_for_commit() {
+    let (mut s, mut h) = session();
+    let input = b"HELO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@l.test>\r\nDATA\r\nx\r\n.\r\nNOOP\r\n";
+    let used = s.input(input, &mut h);
+    assert_eq!(&input[used..], b"NOOP\r\n", "NOOP waits for the commit");
+    assert!(!s.wants_input());
+    s.commit_done(Err(Reply::new(
+        451,
+        "4.3.0",
+        "Error: queue file write error",
+    )));
+    assert_eq!(s.input(&input[used..], &mut h), 6);
+    assert!(take(&mut s).ends_with("451 4.3.0 Error: queue file write error\r\n250 2.0.0 Ok\r\n"));
+}
+
+#[test]
+fn timeout_in_data_aborts() {
+    let (mut s, mut h) = session();
+    run(
+        &mut s,
+        &mut h,
+        b"HELO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@l.test>\r\nDATA\r\npartial",
+    );
+    s.timeout(&mut h);
+    assert_eq!(h.aborted, 1);
+    assert!(take(&mut s).starts_with("421 4.4.2"));
+    assert!(s.is_closed());
+}
+
+#[test]
+fn utf8_recipient_needs_smtputf8() {
+    let (mut s, mut h) = session();
+    let r = run(&mut s, &mut h, "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alïce@l.test>\r\nRSET\r\nMAIL FROM:<a@b.test> SMTPUTF8\r\nRCPT TO:<bob@l.test>\r\n".as_bytes());
+    assert_eq!(codes(&r), ["250", "250", "553", "250", "250", "250"]);
+}
+
+#[test]
+fn output_backpressure_stops_input() {
+    let (mut s, mut h) = session();
+    let input = b"NOOP\r\n".repeat(10_000);
+    let used = s.input(&input, &mut h);
+    assert!(used < input.len(), "stops before consuming everything");
+    assert!(s.output().len() >= OUTPUT_HIGH_WATER);
+    assert!(!s.wants_input());
+}
