@@ -108,6 +108,9 @@ impl Inbound {
                 let used = self.feed(&pending, shared);
                 self.pending = pending;
                 self.pending.drain(..used);
+                if self.pending.is_empty() && self.pending.capacity() > MAX_COMMAND_LINE {
+                    self.pending = Vec::new();
+                }
                 progress |= used > 0;
                 if self.commit_requested {
                     return Next::Wait;

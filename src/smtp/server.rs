@@ -18,6 +18,8 @@ pub const MAX_COMMAND_LINE: usize = 512;
 /// Stop taking input while this much reply text waits to be sent, so a client
 /// that pipelines without reading cannot grow our output buffer.
 const OUTPUT_HIGH_WATER: usize = 8 * 1024;
+/// Message bytes decoded per step, which bounds the session's decode buffer.
+const DECODE_STEP: usize = 8 * 1024;
 
 /// Fixed settings of a session, from the config.
 #[derive(Debug, Clone)]
@@ -396,6 +398,7 @@ impl Session {
             return 0;
         };
         self.scratch.clear();
+        let input = &input[..input.len().min(DECODE_STEP)];
         let fed = body.decoder.feed(input, &mut self.scratch);
         accept_body(body, &self.scratch, self.config.max_message_size, host);
         if fed.done {
@@ -432,7 +435,7 @@ impl Session {
         let (Mode::Bdat { remaining, .. }, Some(state)) = (&mut self.mode, &mut self.bdat) else {
             return 0;
         };
-        let take = (*remaining).min(input.len() as u64) as usize;
+        let take = (*remaining).min(input.len().min(DECODE_STEP) as u64) as usize;
         *remaining -= take as u64;
         if !state.discard {
             self.scratch.clear();
@@ -480,6 +483,8 @@ impl Session {
     /// The end of the message: reject it whole or ask for the commit.
     fn finish_message(&mut self, body: Body, bare: bool, host: &mut dyn Host) {
         self.txn = None;
+        // Idle sessions hold no decode buffer.
+        self.scratch = Vec::new();
         self.mode = Mode::Command { discarding: false };
         let refusal = if body.too_big {
             Some(Reply::new(
