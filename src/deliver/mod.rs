@@ -1,6 +1,8 @@
 //! Delivery: routing of recipients, the Maildir writer and the driver that
 //! takes due messages from the queue and delivers them.
 
+pub mod aliases;
 pub mod local;
 pub mod maildir;
 pub mod route;
+pub mod users;

@@ -1,9 +1,24 @@
 //! Routing of a recipient: is its domain local, does the local part name a
 //! mailbox (through `aliases`, case folding and `user+tag`), and what are the
 //! final targets of a delivery.
+//!
+//! RFC 5321 4.5.1 requires `postmaster` to exist in every domain, so it is
+//! always accepted at RCPT time (also without a domain, `RCPT TO:<postmaster>`)
+//! even when neither the aliases nor the users file define it; a delivery to it
+//! then expands to `Refused("no postmaster alias or user")`, which bounces and
+//! shows up in the log. `Router::load` warns about that configuration.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 
 use crate::config::{Config, ConfigError};
+use crate::deliver::aliases::{load_aliases, Alias, AliasTarget};
+use crate::deliver::users::{fold, is_valid_user_name, load_users};
 use crate::smtp::address::Mailbox;
+
+/// How many aliases deep an expansion may go: aliases of aliases are normal,
+/// more than this is a configuration mistake.
+const MAX_ALIAS_DEPTH: usize = 10;
 
 /// The answer at RCPT time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,32 +45,463 @@ pub enum Target {
 
 /// Users, aliases and local domains, loaded once (and again on reload).
 #[derive(Debug, Clone, Default)]
-pub struct Router {}
+pub struct Router {
+    /// Lower-cased.
+    local_domains: Vec<String>,
+    /// Canonical (validated, lower-case) mailbox names.
+    users: HashSet<String>,
+    /// By lower-cased name.
+    aliases: HashMap<String, Alias>,
+    recipient_delimiter: Option<char>,
+    /// The `maildir` template with `{user}`.
+    maildir: String,
+}
+
+/// What a folded local name resolved to; aliases win over users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Found {
+    Alias(String),
+    User(String),
+}
 
 impl Router {
     /// Loads the users and aliases files named in `config`; errors are `file:line`.
-    pub fn load(_config: &Config) -> Result<Router, ConfigError> {
-        todo!("filled in by the routing work")
+    pub fn load(config: &Config) -> Result<Router, ConfigError> {
+        let local_domains: Vec<String> = config
+            .local_domains
+            .iter()
+            .map(|d| d.to_lowercase())
+            .collect();
+        let users = match &config.users {
+            Some(file) => load_users(file)?,
+            None => HashSet::new(),
+        };
+        let aliases = match &config.aliases {
+            Some(file) => load_aliases(file, &local_domains)?,
+            None => HashMap::new(),
+        };
+        let router = Router {
+            local_domains,
+            users,
+            aliases,
+            recipient_delimiter: config.recipient_delimiter,
+            maildir: config.maildir.clone(),
+        };
+        if let Some(file) = &config.aliases {
+            router.warn_dangling(&file.display().to_string());
+        }
+        if router.resolve("postmaster").is_none() {
+            log::warn!("no postmaster alias or user: mail to postmaster will bounce (RFC 5321 requires it)");
+        }
+        Ok(router)
     }
 
-    pub fn is_local_domain(&self, _domain: &str) -> bool {
-        todo!("filled in by the routing work")
+    /// Alias targets naming nothing are legal (a user may be added later) but
+    /// almost always a typo: say so at load time, not at the first bounce.
+    fn warn_dangling(&self, file: &str) {
+        let mut names: Vec<(&String, &Alias)> = self.aliases.iter().collect();
+        names.sort_by_key(|(_, a)| a.line);
+        for (name, alias) in names {
+            for t in &alias.targets {
+                if let AliasTarget::Local(l) = t {
+                    if self.resolve(l).is_none() {
+                        log::warn!(
+                            "{file}:{}: alias '{name}': '{l}' is neither a user nor an alias",
+                            alias.line
+                        );
+                    }
+                }
+            }
+        }
     }
 
-    pub fn check_rcpt(&self, _rcpt: &Mailbox) -> RcptCheck {
-        todo!("filled in by the routing work")
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.local_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    /// Exact name first (alias, then user), then the name without `+tag`.
+    fn resolve(&self, local: &str) -> Option<Found> {
+        let name = fold(local);
+        self.lookup(&name).or_else(|| {
+            let (base, _tag) = name.split_once(self.recipient_delimiter?)?;
+            self.lookup(base)
+        })
+    }
+
+    fn lookup(&self, name: &str) -> Option<Found> {
+        if self.aliases.contains_key(name) {
+            Some(Found::Alias(name.to_string()))
+        } else if self.users.contains(name) {
+            Some(Found::User(name.to_string()))
+        } else {
+            None
+        }
+    }
+
+    /// Whether `rcpt` is for us: a local domain, or the domain-less
+    /// `<postmaster>` that RFC 5321 4.1.1.3 allows (and nothing else without a
+    /// domain, which has nowhere to go).
+    fn is_local_rcpt(&self, rcpt: &Mailbox) -> Option<bool> {
+        if rcpt.domain.is_empty() {
+            (fold(&rcpt.local) == "postmaster").then_some(true)
+        } else {
+            Some(self.is_local_domain(&rcpt.domain))
+        }
+    }
+
+    pub fn check_rcpt(&self, rcpt: &Mailbox) -> RcptCheck {
+        match self.is_local_rcpt(rcpt) {
+            None => RcptCheck::UnknownUser,
+            Some(false) => RcptCheck::Remote,
+            Some(true) => {
+                if self.resolve(&rcpt.local).is_some() || fold(&rcpt.local) == "postmaster" {
+                    RcptCheck::Local
+                } else {
+                    RcptCheck::UnknownUser
+                }
+            }
+        }
     }
 
     /// The targets of one recipient, aliases expanded (bounded depth, loops
     /// refused), duplicates removed, in a stable order.
-    pub fn expand(&self, _rcpt: &Mailbox) -> Vec<Target> {
-        todo!("filled in by the routing work")
+    ///
+    /// An alias that lists itself (`alice: alice, bob`) delivers that copy to
+    /// the user of the same name; any other cycle is refused. An alias already
+    /// expanded for this recipient is not expanded again, which keeps the work
+    /// linear even for an aliases file shaped like a wide tree.
+    pub fn expand(&self, rcpt: &Mailbox) -> Vec<Target> {
+        match self.is_local_rcpt(rcpt) {
+            None => return vec![Target::Refused("no such user".into())],
+            Some(false) => return vec![Target::Remote(rcpt.clone())],
+            Some(true) => {}
+        }
+        let mut out = Vec::new();
+        match self.resolve(&rcpt.local) {
+            Some(Found::User(u)) => out.push(Target::Mailbox(u)),
+            Some(Found::Alias(a)) => {
+                let mut done = HashSet::new();
+                self.expand_alias(&a, &mut vec![a.clone()], &mut done, &mut out);
+            }
+            None if fold(&rcpt.local) == "postmaster" => {
+                out.push(Target::Refused("no postmaster alias or user".into()))
+            }
+            None => out.push(Target::Refused("no such user".into())),
+        }
+        out
+    }
+
+    /// Appends the targets of alias `name`, the last element of `stack`.
+    fn expand_alias(
+        &self,
+        name: &str,
+        stack: &mut Vec<String>,
+        done: &mut HashSet<String>,
+        out: &mut Vec<Target>,
+    ) {
+        done.insert(name.to_string());
+        let Some(alias) = self.aliases.get(name) else {
+            return; // resolve() only returns names that are in the map
+        };
+        for t in &alias.targets {
+            let target = match t {
+                AliasTarget::Refused(why) => Target::Refused(why.clone()),
+                AliasTarget::Remote(m) => Target::Remote(m.clone()),
+                AliasTarget::Local(l) => match self.resolve(l) {
+                    None => Target::Refused(format!("alias '{name}': unknown local name '{l}'")),
+                    Some(Found::User(u)) => Target::Mailbox(u),
+                    Some(Found::Alias(a)) if a == name => {
+                        if self.users.contains(&a) {
+                            Target::Mailbox(a)
+                        } else {
+                            Target::Refused(format!("alias '{a}' lists itself but is not a user"))
+                        }
+                    }
+                    Some(Found::Alias(a)) if stack.contains(&a) => {
+                        Target::Refused(format!("alias loop: {} -> {a}", stack.join(" -> ")))
+                    }
+                    // Reached before by another path: its targets are in `out`.
+                    Some(Found::Alias(a)) if done.contains(&a) => continue,
+                    Some(Found::Alias(a)) if stack.len() >= MAX_ALIAS_DEPTH => Target::Refused(
+                        format!("aliases nested deeper than {MAX_ALIAS_DEPTH} at '{a}'"),
+                    ),
+                    Some(Found::Alias(a)) => {
+                        stack.push(a.clone());
+                        self.expand_alias(&a, stack, done, out);
+                        stack.pop();
+                        continue;
+                    }
+                },
+            };
+            if !out.contains(&target) {
+                out.push(target);
+            }
+        }
     }
 
     /// The Maildir directory of a mailbox, from the `maildir` template. The name
     /// comes from the users file, which is validated so it can never escape the
     /// mail root; this checks again and returns None for a name that would.
-    pub fn maildir_path(&self, _mailbox: &str) -> Option<std::path::PathBuf> {
-        todo!("filled in by the routing work")
+    /// Also None if the template lacks `{user}` (all users would share one
+    /// Maildir), which the config check should already have refused.
+    pub fn maildir_path(&self, mailbox: &str) -> Option<PathBuf> {
+        if !is_valid_user_name(mailbox) || !self.maildir.contains("{user}") {
+            return None;
+        }
+        Some(PathBuf::from(self.maildir.replace("{user}", mailbox)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deliver::aliases::parse_aliases;
+    use crate::deliver::users::parse_users;
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// A Config with every field filled, since `Config::parse` is not ours.
+    fn config(users: Option<PathBuf>, aliases: Option<PathBuf>) -> Config {
+        let mins = |m: u64| Duration::from_secs(60 * m);
+        Config {
+            path: PathBuf::from("test.conf"),
+            hostname: "mx.example.org".into(),
+            listen: Vec::new(),
+            spool: PathBuf::from("spool"),
+            maildir: "/srv/mail/{user}/Maildir".into(),
+            local_domains: vec!["example.org".into(), "localhost".into()],
+            users,
+            aliases,
+            recipient_delimiter: Some('+'),
+            max_connections: 100,
+            max_message_size: 25 << 20,
+            max_recipients: 100,
+            max_errors: 10,
+            max_queue_messages: 10000,
+            min_free_space: 100 << 20,
+            command_timeout: mins(5),
+            data_timeout: mins(5),
+            retry_min: mins(1),
+            retry_max: mins(60),
+        }
+    }
+
+    fn router(users: &str, aliases: &str) -> Router {
+        let domains = vec!["example.org".to_string(), "localhost".to_string()];
+        Router {
+            users: parse_users(Path::new("users"), users).expect("users"),
+            aliases: parse_aliases(Path::new("aliases"), aliases, &domains).expect("aliases"),
+            local_domains: domains,
+            recipient_delimiter: Some('+'),
+            maildir: "/srv/mail/{user}/Maildir".into(),
+        }
+    }
+
+    /// `local@domain`, split at the last `@` (the domain may be empty).
+    fn mb(addr: &str) -> Mailbox {
+        let (local, domain) = addr.rsplit_once('@').unwrap_or((addr, ""));
+        Mailbox {
+            local: local.into(),
+            domain: domain.into(),
+        }
+    }
+
+    /// Targets in a compact form for tables: `alice`, `>x@d` (remote), `!why`.
+    fn show(targets: &[Target]) -> String {
+        let one = |t: &Target| match t {
+            Target::Mailbox(m) => m.clone(),
+            Target::Remote(m) => format!(">{m}"),
+            Target::Refused(why) => format!("!{why}"),
+        };
+        targets.iter().map(one).collect::<Vec<_>>().join(" | ")
+    }
+
+    const USERS: &str = "alice\nbob\ncarol\nroot\n";
+    const ALIASES: &str = "\
+postmaster: root
+abuse: postmaster
+team: alice, Bob, alice@example.org, bob+x, carol@localhost
+copy: alice
+ext: alice, dave@Remote.Example, |/bin/prog
+loop1: loop2
+loop2: loop3, bob
+loop3: loop1
+nest: team, copy, abuse
+ghost: nobody
+selfonly: selfonly
+bob+special: carol
+";
+
+    #[test]
+    fn check_rcpt_table() {
+        use RcptCheck::{Local, Remote, UnknownUser};
+        let mut r = router(USERS, ALIASES);
+        for (addr, want) in [
+            ("alice@example.org", Local),
+            ("ALICE@Example.Org", Local),
+            ("alice+news@example.org", Local),
+            ("\"alice\"@example.org", Local),
+            ("team@localhost", Local),
+            ("ghost@example.org", Local),
+            ("dave@example.org", UnknownUser),
+            ("+alice@example.org", UnknownUser),
+            ("alice-news@example.org", UnknownUser),
+            ("../etc@example.org", UnknownUser),
+            ("@example.org", UnknownUser),
+            ("alice@example.net", Remote),
+            ("alice@LocalHost", Local),
+            ("alice@sub.example.org", Remote),
+            ("alice@[127.0.0.1]", Remote),
+            ("PostMaster", Local),
+            ("alice", UnknownUser),
+        ] {
+            assert_eq!(r.check_rcpt(&mb(addr)), want, "{addr}");
+        }
+        assert!(!r.is_local_domain("") && r.is_local_domain("EXAMPLE.org"));
+        r.recipient_delimiter = None;
+        assert_eq!(r.check_rcpt(&mb("alice+x@localhost")), UnknownUser);
+        r.recipient_delimiter = Some('-');
+        assert_eq!(r.check_rcpt(&mb("alice-x@localhost")), Local);
+    }
+
+    #[test]
+    fn expand_table() {
+        let r = router(USERS, ALIASES);
+        for (addr, want) in [
+            ("alice@example.org", "alice"),
+            ("Alice+tag@localhost", "alice"),
+            ("postmaster@example.org", "root"),
+            ("postmaster", "root"),
+            ("abuse@example.org", "root"),
+            ("team@example.org", "alice | bob | carol"),
+            ("copy@example.org", "alice"),
+            ("bob+special@example.org", "carol"),
+            ("bob+other@example.org", "bob"),
+            (
+                "ext@example.org",
+                "alice | >dave@remote.example | !pipe to a command not supported",
+            ),
+            (
+                "loop1@example.org",
+                "!alias loop: loop1 -> loop2 -> loop3 -> loop1 | bob",
+            ),
+            (
+                "ghost@example.org",
+                "!alias 'ghost': unknown local name 'nobody'",
+            ),
+            (
+                "selfonly@example.org",
+                "!alias 'selfonly' lists itself but is not a user",
+            ),
+            ("nest@example.org", "alice | bob | carol | root"),
+            ("nobody@example.org", "!no such user"),
+            ("alice", "!no such user"),
+            ("Alice@example.net", ">Alice@example.net"),
+        ] {
+            assert_eq!(show(&r.expand(&mb(addr))), want, "{addr}");
+        }
+    }
+
+    #[test]
+    fn alias_listing_itself_keeps_a_copy() {
+        let r = router("alice\nbob\n", "alice: alice, bob\n");
+        assert_eq!(show(&r.expand(&mb("alice@example.org"))), "alice | bob");
+        assert_eq!(show(&r.expand(&mb("alice+x@example.org"))), "alice | bob");
+    }
+
+    #[test]
+    fn depth_limit_and_shared_subtrees() {
+        // a0 -> a1 -> ... -> a{n-1} -> alice: n aliases deep.
+        let chain = |n: usize| -> String {
+            let next = |i: usize| {
+                if i + 1 == n {
+                    "alice".into()
+                } else {
+                    format!("a{}", i + 1)
+                }
+            };
+            (0..n).map(|i| format!("a{i}: {}\n", next(i))).collect()
+        };
+        let r = router("alice\n", &chain(MAX_ALIAS_DEPTH));
+        assert_eq!(show(&r.expand(&mb("a0@localhost"))), "alice");
+        let r = router("alice\n", &chain(MAX_ALIAS_DEPTH + 1));
+        let want = format!("!aliases nested deeper than {MAX_ALIAS_DEPTH} at 'a{MAX_ALIAS_DEPTH}'");
+        assert_eq!(show(&r.expand(&mb("a0@localhost"))), want);
+
+        // Each level lists the next twice: 2^9 paths, but each alias is expanded once,
+        // and one reached again deeper than the limit is not refused.
+        let mut text: String = (0..9)
+            .map(|i| format!("w{i}: w{n}, w{n}, bob\n", n = i + 1))
+            .collect();
+        text.push_str("w9: alice\nw10: w9, w0\n");
+        let r = router("alice\nbob\n", &text);
+        assert_eq!(show(&r.expand(&mb("w0@localhost"))), "alice | bob");
+        assert_eq!(show(&r.expand(&mb("w10@localhost"))), "alice | bob");
+    }
+
+    #[test]
+    fn missing_postmaster_is_accepted_then_refused() {
+        let r = router("alice\n", "");
+        for addr in ["Postmaster", "postmaster@example.org"] {
+            assert_eq!(r.check_rcpt(&mb(addr)), RcptCheck::Local);
+            assert_eq!(show(&r.expand(&mb(addr))), "!no postmaster alias or user");
+        }
+        // No files at all: the same, and no mailboxes.
+        let r = Router::load(&config(None, None)).expect("no files");
+        assert_eq!(r.check_rcpt(&mb("postmaster@localhost")), RcptCheck::Local);
+        assert_eq!(r.check_rcpt(&mb("alice@localhost")), RcptCheck::UnknownUser);
+    }
+
+    #[test]
+    fn maildir_path_never_escapes() {
+        let mut r = router(USERS, ALIASES);
+        let path = |s: &str| Some(PathBuf::from(s));
+        assert_eq!(r.maildir_path("alice"), path("/srv/mail/alice/Maildir"));
+        assert_eq!(r.maildir_path("a.b-c_d"), path("/srv/mail/a.b-c_d/Maildir"));
+        let attacks =
+            "|.|..|../etc|../../root|a/b|/etc|a\0b|.hidden|a/../..|..\\..|Alice|{user}|a b";
+        for name in attacks.split('|') {
+            assert_eq!(r.maildir_path(name), None, "{name:?}");
+        }
+        r.maildir = "/srv/mail/shared".into();
+        assert_eq!(r.maildir_path("alice"), None);
+    }
+
+    #[test]
+    fn load_from_files() {
+        let dir = std::env::temp_dir().join(format!("picomta-route-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).expect("write");
+            Some(p)
+        };
+        let (users, aliases) = (file("users", USERS), file("aliases", ALIASES));
+        let r = Router::load(&config(users.clone(), aliases.clone())).expect("load");
+        assert_eq!(
+            show(&r.expand(&mb("team@Example.org"))),
+            "alice | bob | carol"
+        );
+
+        let missing = Some(dir.join("nope"));
+        let e = Router::load(&config(missing.clone(), None)).expect_err("missing");
+        assert_eq!((Some(e.file), e.line), (missing.clone(), 0));
+        assert!(e.message.starts_with("cannot read: "), "{}", e.message);
+        let e = Router::load(&config(None, missing)).expect_err("missing");
+        assert_eq!(e.line, 0);
+
+        let bad = file("bad-users", "alice\nx/y\n");
+        let e = Router::load(&config(bad.clone(), aliases)).expect_err("bad");
+        let shown = format!(
+            "{}:2: invalid user name 'x/y'",
+            dir.join("bad-users").display()
+        );
+        assert_eq!(e.to_string(), shown);
+        let bad = file("bad-aliases", "a: b\n\nnocolon\n");
+        let e = Router::load(&config(users, bad.clone())).expect_err("bad");
+        assert_eq!((Some(e.file), e.line), (bad, 3));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
