@@ -1,7 +1,15 @@
-//! Small shared helpers: wall-clock time as Unix seconds and the RFC 5322 date
-//! format (UTC, so no time zone database is needed).
+//! Small shared helpers: directory fsync, wall-clock time as Unix seconds and
+//! the RFC 5322 date format (UTC, so no time zone database is needed).
 
+use std::fs::File;
+use std::io;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// fsyncs a directory so that creations and renames in it are durable.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
 
 /// Seconds since the Unix epoch; a clock before 1970 counts as 0.
 pub fn unix_now() -> u64 {

@@ -7,6 +7,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use crate::util::fsync_dir;
 
 /// Bytes moved per read/write call inside one `step`.
 const CHUNK: usize = 64 * 1024;
@@ -221,11 +222,6 @@ pub fn already_delivered(maildir: &Path, unique: &str) -> bool {
         name.strip_prefix(unique)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with(b":"))
     })
-}
-
-/// fsyncs a directory (after renames into it).
-pub fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// A Maildir file name for copy `n` of queued message `queue_id`: the same

@@ -14,6 +14,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::envelope::{Envelope, State};
+use crate::util::fsync_dir;
 
 /// Longest envelope head read back: recipients × longest path, with room.
 const MAX_HEAD: u64 = 1024 * 1024;
@@ -201,11 +202,6 @@ impl Spool {
         let _ = fs::remove_file(self.msg.join(id));
         let _ = fs::remove_file(self.state.join(id));
     }
-}
-
-/// fsyncs a directory so renames and creations in it are durable.
-pub fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
