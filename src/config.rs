@@ -79,19 +79,570 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Every key the file may contain.
+#[rustfmt::skip]
+const KEYS: &[&str] = &[
+    "hostname", "listen", "spool", "maildir", "local_domains", "users", "aliases",
+    "recipient_delimiter", "max_connections", "max_message_size", "max_recipients",
+    "max_errors", "max_queue_messages", "min_free_space", "command_timeout", "data_timeout",
+    "retry_min", "retry_max",
+];
+
+/// Keys that may appear on several lines, each line adding to the list.
+const REPEATABLE: &[&str] = &["listen", "local_domains"];
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+
 impl Config {
     /// Reads and validates a config file.
-    pub fn load(_path: &Path) -> Result<Config, ConfigError> {
-        todo!("filled in by the config work")
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let error = |line, message| ConfigError {
+            file: path.to_path_buf(),
+            line,
+            message,
+        };
+        let bytes = std::fs::read(path).map_err(|e| error(0, format!("cannot read: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+            error(line, "not valid UTF-8".to_string())
+        })?;
+        Config::parse(path, &text)
     }
 
     /// Parses config text; `path` is only used in error messages.
-    pub fn parse(_path: &Path, _text: &str) -> Result<Config, ConfigError> {
-        todo!("filled in by the config work")
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut config = Config {
+            path: path.to_path_buf(),
+            hostname: String::new(),
+            listen: Vec::new(),
+            spool: PathBuf::from("spool"),
+            maildir: "mail/{user}/Maildir".to_string(),
+            local_domains: Vec::new(),
+            users: None,
+            aliases: None,
+            recipient_delimiter: Some('+'),
+            max_connections: 100,
+            max_message_size: 25 * MIB,
+            max_recipients: 100,
+            max_errors: 10,
+            max_queue_messages: 10_000,
+            min_free_space: 100 * MIB,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(300),
+            retry_min: Duration::from_secs(60),
+            retry_max: Duration::from_secs(3600),
+        };
+        // Key -> the line that (last) set it, for duplicates and cross-key errors.
+        let mut seen: Vec<(&str, usize)> = Vec::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = index + 1;
+            let error = |message| ConfigError {
+                file: path.to_path_buf(),
+                line,
+                message,
+            };
+            let words: Vec<&str> = strip_comment(raw).split_whitespace().collect();
+            let Some((&key, values)) = words.split_first() else {
+                continue;
+            };
+            if !KEYS.contains(&key) {
+                return Err(error(format!("unknown key '{key}'")));
+            }
+            if let Some(&(_, first)) = seen.iter().find(|(k, _)| *k == key) {
+                if !REPEATABLE.contains(&key) {
+                    return Err(error(format!(
+                        "duplicate key '{key}' (first set on line {first})"
+                    )));
+                }
+            }
+            seen.retain(|(k, _)| *k != key);
+            seen.push((key, line));
+            config.set(key, values).map_err(error)?;
+        }
+        let line_of = |key: &str| seen.iter().find(|(k, _)| *k == key).map(|&(_, l)| l);
+        if config.retry_min > config.retry_max {
+            let line = line_of("retry_min").max(line_of("retry_max")).unwrap_or(0);
+            return Err(ConfigError {
+                file: path.to_path_buf(),
+                line,
+                message: format!(
+                    "retry_min ({}) is greater than retry_max ({})",
+                    show_duration(config.retry_min),
+                    show_duration(config.retry_max)
+                ),
+            });
+        }
+        if config.hostname.is_empty() {
+            config.hostname = system_hostname();
+        }
+        if config.listen.is_empty() {
+            config.listen.push(Listen {
+                addr: SocketAddr::from(([127, 0, 0, 1], 2525)),
+            });
+        }
+        if config.local_domains.is_empty() {
+            config
+                .local_domains
+                .push(config.hostname.to_ascii_lowercase());
+            if config.local_domains[0] != "localhost" {
+                config.local_domains.push("localhost".to_string());
+            }
+        }
+        Ok(config)
+    }
+
+    /// Applies one line's values; the error text gets its `file:line` from the caller.
+    fn set(&mut self, key: &str, values: &[&str]) -> Result<(), String> {
+        if REPEATABLE.contains(&key) {
+            return match key {
+                "listen" => self.add_listen(values),
+                _ => self.add_domains(values),
+            };
+        }
+        let value = match values {
+            [] => return Err(format!("missing value for '{key}'")),
+            [one] => *one,
+            _ => return Err(format!("'{key}' takes one value, not {}", values.len())),
+        };
+        match key {
+            "hostname" => {
+                self.hostname = domain(value).ok_or(format!("bad host name '{value}'"))?
+            }
+            "spool" => self.spool = PathBuf::from(value),
+            "maildir" if value.matches("{user}").count() != 1 => {
+                return Err(format!(
+                    "maildir template '{value}' must contain {{user}} exactly once"
+                ))
+            }
+            "maildir" => self.maildir = value.to_string(),
+            "users" => self.users = Some(PathBuf::from(value)),
+            "aliases" => self.aliases = Some(PathBuf::from(value)),
+            "recipient_delimiter" => self.recipient_delimiter = delimiter(value)?,
+            "max_connections" => self.max_connections = positive(key, value)?,
+            "max_recipients" => self.max_recipients = positive(key, value)?,
+            "max_queue_messages" => self.max_queue_messages = positive(key, value)?,
+            "max_errors" => {
+                self.max_errors = u32::try_from(positive(key, value)?)
+                    .map_err(|_| format!("'{key}' is too large"))?
+            }
+            "max_message_size" => match size(key, value)? {
+                0 => return Err(format!("'{key}' must be at least 1")),
+                n => self.max_message_size = n,
+            },
+            "min_free_space" => self.min_free_space = size(key, value)?,
+            "command_timeout" => self.command_timeout = duration(key, value)?,
+            "data_timeout" => self.data_timeout = duration(key, value)?,
+            "retry_min" => self.retry_min = duration(key, value)?,
+            "retry_max" => self.retry_max = duration(key, value)?,
+            _ => return Err(format!("unknown key '{key}'")),
+        }
+        Ok(())
+    }
+
+    fn add_listen(&mut self, values: &[&str]) -> Result<(), String> {
+        let (addr, kind) = match values {
+            [] => return Err("missing value for 'listen'".to_string()),
+            [addr] => (*addr, "smtp"),
+            [addr, kind] => (*addr, *kind),
+            _ => return Err("'listen' takes an address and an optional kind".to_string()),
+        };
+        if kind != "smtp" {
+            return Err(format!("unknown listener kind '{kind}' (only smtp)"));
+        }
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|_| format!("bad address '{addr}' for 'listen' (IPv4:PORT or [IPv6]:PORT)"))?;
+        if addr.port() == 0 {
+            return Err(format!("listen address '{addr}' needs a port other than 0"));
+        }
+        if self.listen.iter().any(|l| l.addr == addr) {
+            return Err(format!("duplicate listen address '{addr}'"));
+        }
+        self.listen.push(Listen { addr });
+        Ok(())
+    }
+
+    fn add_domains(&mut self, values: &[&str]) -> Result<(), String> {
+        if values.is_empty() {
+            return Err("missing value for 'local_domains'".to_string());
+        }
+        for value in values {
+            let name = domain(value)
+                .ok_or(format!("bad domain '{value}' in 'local_domains'"))?
+                .to_ascii_lowercase();
+            if !self.local_domains.contains(&name) {
+                self.local_domains.push(name);
+            }
+        }
+        Ok(())
     }
 
     /// The effective settings, one `key value` per line, as `picomta check` prints them.
+    /// The output is itself a valid config with the same meaning.
     pub fn render(&self) -> String {
-        todo!("filled in by the config work")
+        use std::fmt::Write;
+        let mut out = format!("# effective settings of {}\n", self.path.display());
+        // Writing to a String cannot fail.
+        let mut line = |key: &str, value: &dyn fmt::Display| {
+            let _ = writeln!(out, "{key} {value}");
+        };
+        line("hostname", &self.hostname);
+        for l in &self.listen {
+            line("listen", &l.addr);
+        }
+        line("spool", &self.spool.display());
+        line("maildir", &self.maildir);
+        line("local_domains", &self.local_domains.join(" "));
+        let delimiter = self
+            .recipient_delimiter
+            .map_or("none".to_string(), String::from);
+        line("recipient_delimiter", &delimiter);
+        line("max_connections", &self.max_connections);
+        line("max_message_size", &show_size(self.max_message_size));
+        line("max_recipients", &self.max_recipients);
+        line("max_errors", &self.max_errors);
+        line("max_queue_messages", &self.max_queue_messages);
+        line("min_free_space", &show_size(self.min_free_space));
+        line("command_timeout", &show_duration(self.command_timeout));
+        line("data_timeout", &show_duration(self.data_timeout));
+        line("retry_min", &show_duration(self.retry_min));
+        line("retry_max", &show_duration(self.retry_max));
+        for (key, file) in [("users", &self.users), ("aliases", &self.aliases)] {
+            match file {
+                Some(p) => line(key, &p.display()),
+                // Unset has no value syntax: say so in a comment, which parses back to unset.
+                None => line("#", &format_args!("{key} (not set)")),
+            }
+        }
+        out
+    }
+}
+
+/// The line without its comment: `#` at the start or after whitespace begins one,
+/// so a `#` inside a value (`a#b`) is kept.
+fn strip_comment(line: &str) -> &str {
+    let mut prev_space = true;
+    for (i, c) in line.char_indices() {
+        if c == '#' && prev_space {
+            return &line[..i];
+        }
+        prev_space = c.is_whitespace();
+    }
+    line
+}
+
+/// A host or domain name: dot-separated labels of letters, digits and inner
+/// hyphens, as RFC 1035 allows in mail domains. Returns the name as given.
+fn domain(name: &str) -> Option<String> {
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    (name.len() <= 253 && name.split('.').all(label_ok)).then(|| name.to_string())
+}
+
+/// The `recipient_delimiter` value: `none`, or one character that may appear in a
+/// dot-atom local part (RFC 5322 atext) and is not a letter or digit.
+fn delimiter(value: &str) -> Result<Option<char>, String> {
+    if value == "none" {
+        return Ok(None);
+    }
+    let mut chars = value.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if "!#$%&'*+-/=?^_`{|}~".contains(c) => Ok(Some(c)),
+        _ => Err(format!(
+            "bad recipient_delimiter '{value}' (one of !#$%&'*+-/=?^_`{{|}}~, or none)"
+        )),
+    }
+}
+
+/// Plain decimal digits only: `u64::from_str` would also take a `+` sign.
+fn digits(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+fn positive(key: &str, value: &str) -> Result<usize, String> {
+    match digits(value).map(usize::try_from) {
+        Some(Ok(0)) => Err(format!("'{key}' must be at least 1")),
+        Some(Ok(n)) => Ok(n),
+        _ => Err(format!("bad number '{value}' for '{key}'")),
+    }
+}
+
+/// Size suffixes, largest first (1024-based; any case is accepted).
+const SIZE_UNITS: &[(char, u64)] = &[('G', GIB), ('M', MIB), ('k', KIB)];
+/// Duration suffixes in seconds, largest first.
+const TIME_UNITS: &[(char, u64)] = &[('d', 86400), ('h', 3600), ('m', 60), ('s', 1)];
+
+/// Digits times the unit named by an optional suffix from `units`; None if
+/// malformed or too large.
+fn scaled(value: &str, units: &[(char, u64)], any_case: bool) -> Option<u64> {
+    let last = value.chars().last()?;
+    let unit = units
+        .iter()
+        .find(|(c, _)| *c == last || (any_case && c.eq_ignore_ascii_case(&last)));
+    match unit {
+        // The suffix is one ASCII byte, so the slice is on a char boundary.
+        Some(&(_, n)) => digits(&value[..value.len() - 1])?.checked_mul(n),
+        None => digits(value),
+    }
+}
+
+/// `n` in the largest unit of `units` that states it exactly.
+fn show(n: u64, units: &[(char, u64)]) -> String {
+    match units.iter().find(|(_, u)| n != 0 && n % u == 0) {
+        Some(&(c, u)) => format!("{}{c}", n / u),
+        None => n.to_string(),
+    }
+}
+
+fn size(key: &str, value: &str) -> Result<u64, String> {
+    scaled(value, SIZE_UNITS, true).ok_or(format!(
+        "bad size '{value}' for '{key}' (bytes, or with a k, M or G suffix)"
+    ))
+}
+
+fn duration(key: &str, value: &str) -> Result<Duration, String> {
+    match scaled(value, TIME_UNITS, false) {
+        Some(0) => Err(format!("'{key}' must be longer than 0s")),
+        Some(secs) => Ok(Duration::from_secs(secs)),
+        None => Err(format!(
+            "bad duration '{value}' for '{key}' (seconds, or with an s, m, h or d suffix)"
+        )),
+    }
+}
+
+fn show_size(n: u64) -> String {
+    show(n, SIZE_UNITS)
+}
+
+/// Whole seconds: the parser makes no other durations.
+fn show_duration(d: Duration) -> String {
+    show(d.as_secs(), TIME_UNITS)
+}
+
+/// The system host name, if it is a valid domain (it is used in greetings and
+/// Maildir file names): /proc first, then gethostname(2), then `localhost`.
+fn system_hostname() -> String {
+    if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        if let Some(name) = domain(name.trim()) {
+            return name;
+        }
+    }
+    let mut buf = [0u8; 256];
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes, which is the length passed.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        if let Some(name) = std::str::from_utf8(&buf[..end]).ok().and_then(domain) {
+            return name;
+        }
+    }
+    "localhost".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("t.conf"), text)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse("").expect("empty config is valid");
+        let host = c.hostname.clone();
+        assert!(domain(&host).is_some());
+        let domains = if host.eq_ignore_ascii_case("localhost") {
+            "localhost".to_string()
+        } else {
+            format!("{} localhost", host.to_ascii_lowercase())
+        };
+        let want = format!(
+            "# effective settings of t.conf\nhostname {host}\nlisten 127.0.0.1:2525\n\
+             spool spool\nmaildir mail/{{user}}/Maildir\nlocal_domains {domains}\n\
+             recipient_delimiter +\nmax_connections 100\nmax_message_size 25M\n\
+             max_recipients 100\nmax_errors 10\nmax_queue_messages 10000\n\
+             min_free_space 100M\ncommand_timeout 5m\ndata_timeout 5m\nretry_min 1m\n\
+             retry_max 1h\n# users (not set)\n# aliases (not set)\n"
+        );
+        assert_eq!(c.render(), want);
+        assert_eq!(
+            (c.max_message_size, c.retry_max.as_secs()),
+            (25 << 20, 3600)
+        );
+    }
+
+    /// `TEXT => LINE: MESSAGE`; in TEXT, `;` separates lines.
+    const ERRORS: &str = "
+        foo bar                           => 1: unknown key 'foo'
+        ;# c;Hostname x                   => 3: unknown key 'Hostname'
+        spool                             => 1: missing value for 'spool'
+        spool # comment                   => 1: missing value for 'spool'
+        spool a b                         => 1: 'spool' takes one value, not 2
+        spool a;;spool b                  => 3: duplicate key 'spool' (first set on line 1)
+        hostname -x                       => 1: bad host name '-x'
+        hostname a..b                     => 1: bad host name 'a..b'
+        max_connections 0                 => 1: 'max_connections' must be at least 1
+        max_recipients ten                => 1: bad number 'ten' for 'max_recipients'
+        max_queue_messages +5             => 1: bad number '+5' for 'max_queue_messages'
+        max_recipients 99999999999999999999 => 1: bad number '99999999999999999999' for
+        max_errors 5000000000             => 1: 'max_errors' is too large
+        max_message_size 10X              => 1: bad size '10X' for 'max_message_size'
+        max_message_size 0                => 1: 'max_message_size' must be at least 1
+        min_free_space 20000000000G       => 1: bad size '20000000000G'
+        min_free_space M                  => 1: bad size 'M'
+        command_timeout 5x                => 1: bad duration '5x' for 'command_timeout'
+        data_timeout 0s                   => 1: 'data_timeout' must be longer than 0s
+        data_timeout -1                   => 1: bad duration '-1'
+        retry_min 2h                      => 1: retry_min (2h) is greater than retry_max (1h)
+        retry_max 10s;;retry_min 1m       => 3: retry_min (1m) is greater than retry_max (10s)
+        retry_min 1m;retry_max 10s        => 2: retry_min (1m) is greater
+        listen localhost:25               => 1: bad address 'localhost:25' for 'listen'
+        listen 127.0.0.1                  => 1: bad address '127.0.0.1'
+        listen ::1:25                     => 1: bad address '::1:25'
+        listen 127.0.0.1:0                => 1: needs a port other than 0
+        listen 127.0.0.1:25 tls           => 1: unknown listener kind 'tls' (only smtp)
+        listen 127.0.0.1:25 smtp x        => 1: 'listen' takes an address and an optional kind
+        listen [::1]:25;listen [::1]:25   => 2: duplicate listen address '[::1]:25'
+        maildir mail                      => 1: maildir template 'mail' must contain {user} exactly once
+        maildir {user}/{user}             => 1: must contain {user} exactly once
+        local_domains a.example;local_domains b_c => 2: bad domain 'b_c' in 'local_domains'
+        local_domains                     => 1: missing value for 'local_domains'
+        recipient_delimiter ++            => 1: bad recipient_delimiter '++'
+        recipient_delimiter a             => 1: bad recipient_delimiter 'a'
+        recipient_delimiter @             => 1: bad recipient_delimiter '@'
+        recipient_delimiter #             => 1: missing value for 'recipient_delimiter'
+    ";
+
+    #[test]
+    fn errors_name_their_line() {
+        for case in ERRORS.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let (text, want) = case.split_once(" => ").expect("case has =>");
+            let (line, message) = want.split_once(": ").expect("case has LINE:");
+            let e = parse(&text.trim_end().replace(';', "\n")).expect_err(case);
+            assert_eq!(e.line.to_string(), line, "{case}: {e}");
+            assert!(e.message.contains(message), "{case}: {e}");
+            assert_eq!(e.to_string(), format!("t.conf:{line}: {}", e.message));
+        }
+    }
+
+    #[test]
+    fn comments_values_and_repeated_keys() {
+        let c = parse("  # whole\nspool a#b # trailing\n\tmaildir x/{user}\t#c\n\n").expect("ok");
+        assert_eq!(
+            (c.spool, c.maildir),
+            (PathBuf::from("a#b"), "x/{user}".into())
+        );
+        let c = parse("recipient_delimiter none\nhostname Mail.Example").expect("ok");
+        assert_eq!(
+            (c.recipient_delimiter, c.hostname.as_str()),
+            (None, "Mail.Example")
+        );
+        assert_eq!(c.local_domains, ["mail.example", "localhost"]);
+        assert_eq!(
+            parse("recipient_delimiter -").map(|c| c.recipient_delimiter),
+            Ok(Some('-'))
+        );
+        let text = "listen [::1]:2526\nlisten 127.0.0.2:25 smtp\n\
+                    local_domains A.example b.example\nlocal_domains a.example c.example";
+        let c = parse(text).expect("ok");
+        let addrs: Vec<String> = c.listen.iter().map(|l| l.addr.to_string()).collect();
+        assert_eq!(addrs, ["[::1]:2526", "127.0.0.2:25"]);
+        assert_eq!(c.local_domains, ["a.example", "b.example", "c.example"]);
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        for (text, n) in [
+            ("0", 0),
+            ("17", 17),
+            ("1k", 1024),
+            ("2K", 2048),
+            ("3M", 3 << 20),
+        ] {
+            assert_eq!(size("k", text), Ok(n), "{text}");
+            assert_eq!(size("k", &show_size(n)), Ok(n));
+        }
+        assert_eq!(
+            (size("k", "4G"), show_size(1025).as_str()),
+            (Ok(4 << 30), "1025")
+        );
+        for (text, n) in [
+            ("45", 45),
+            ("30s", 30),
+            ("5m", 300),
+            ("2h", 7200),
+            ("1d", 86400),
+        ] {
+            assert_eq!(duration("k", text), Ok(Duration::from_secs(n)), "{text}");
+        }
+        assert_eq!(show_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(show_duration(Duration::from_secs(172800)), "2d");
+    }
+
+    #[test]
+    fn render_round_trips() {
+        let full = "hostname mx.example\nlisten 127.0.0.1:2525\nlisten [::1]:2587\n\
+            spool /var/spool/picomta\nmaildir /home/{user}/Maildir\n\
+            local_domains example.org example.net\nrecipient_delimiter none\n\
+            max_connections 7\nmax_message_size 1000\nmax_recipients 3\nmax_errors 4\n\
+            max_queue_messages 5\nmin_free_space 0\ncommand_timeout 61s\ndata_timeout 2h\n\
+            retry_min 90s\nretry_max 3d\nusers /etc/picomta/users\naliases /etc/aliases\n";
+        let rendered = parse(full).expect("ok").render();
+        assert_eq!(rendered, format!("# effective settings of t.conf\n{full}"));
+        let default = parse("").expect("ok").render();
+        assert_eq!(
+            parse(&default).expect("render output parses").render(),
+            default
+        );
+    }
+
+    #[test]
+    fn load_reports_unreadable_and_bad_utf8() {
+        let e = Config::load(Path::new("/nonexistent/picomta.conf")).expect_err("missing");
+        assert_eq!(e.line, 0);
+        assert!(e
+            .to_string()
+            .starts_with("/nonexistent/picomta.conf: cannot read: "));
+        let path = std::env::temp_dir().join(format!("picomta-conf-{}", std::process::id()));
+        std::fs::write(&path, b"spool a\nspool \xff\n").expect("write temp file");
+        let e = Config::load(&path).expect_err("bad utf-8");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!((e.line, e.message.as_str()), (2, "not valid UTF-8"));
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../conf/picomta.conf");
+        let c = Config::parse(Path::new("conf/picomta.conf"), text).expect("example is valid");
+        assert_eq!(
+            c.listen,
+            [Listen {
+                addr: SocketAddr::from(([127, 0, 0, 1], 2525))
+            }]
+        );
+        assert_eq!(c.local_domains, ["localhost", "example.test"]);
+        assert_eq!(
+            (c.spool, c.maildir),
+            (PathBuf::from("run/spool"), "run/mail/{user}".into())
+        );
+        assert_eq!(c.users.as_deref(), Some(Path::new("conf/users")));
+        assert_eq!(c.aliases.as_deref(), Some(Path::new("conf/aliases")));
+        for key in KEYS {
+            assert!(
+                text.contains(&format!("\n# {key} ")),
+                "{key} is not documented"
+            );
+        }
     }
 }

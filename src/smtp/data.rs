@@ -12,6 +12,25 @@ pub struct Fed {
     pub done: bool,
 }
 
+/// Where the decoder stands between two bytes. Only a CRLF pair makes a line
+/// start, so a bare CR or LF can never lead to `LineStart` and never to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum State {
+    /// Just after a CRLF (or at the very start of the data).
+    #[default]
+    LineStart,
+    /// Inside a line.
+    Mid,
+    /// Saw a CR inside a line; not yet emitted, as it may be half of a CRLF.
+    Cr,
+    /// Saw `.` at a line start; not yet emitted, as it may be stuffing or the end.
+    Dot,
+    /// Saw `.\r` at a line start: one LF away from the end.
+    DotCr,
+    /// The end-of-data line was consumed; nothing more is accepted.
+    Done,
+}
+
 /// Decodes the DATA stream that follows `354`. The decoder starts "at the start
 /// of a line" (just after the DATA command's CRLF), so `.\r\n` as the very first
 /// line ends an empty message.
@@ -21,27 +40,476 @@ pub struct Fed {
 /// pair sets [`DataDecoder::bare_line_ending`] and is passed through as is, but
 /// never ends the message.
 #[derive(Debug, Default)]
-pub struct DataDecoder {}
+pub struct DataDecoder {
+    state: State,
+    bare: bool,
+}
 
 impl DataDecoder {
     pub fn new() -> DataDecoder {
-        todo!("filled in by the DATA-framing work")
+        DataDecoder::default()
     }
 
     /// Consumes `input`, appending decoded message bytes to `out`.
-    pub fn feed(&mut self, _input: &[u8], _out: &mut Vec<u8>) -> Fed {
-        todo!("filled in by the DATA-framing work")
+    ///
+    /// Once the end has been found, further calls consume nothing and report
+    /// `done` again.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Fed {
+        if self.state == State::Done {
+            return Fed {
+                consumed: 0,
+                done: true,
+            };
+        }
+        // Output never exceeds input: reserve once rather than per run.
+        out.reserve(input.len());
+        let mut i = 0;
+        while i < input.len() {
+            let b = input[i];
+            match self.state {
+                State::Mid => {
+                    // The hot path: copy the run up to the next CR or LF in one go.
+                    let rest = &input[i..];
+                    match find_cr_or_lf(rest) {
+                        None => {
+                            out.extend_from_slice(rest);
+                            i = input.len();
+                        }
+                        Some(p) => {
+                            out.extend_from_slice(&rest[..p]);
+                            i += p + 1;
+                            if rest[p] == b'\r' {
+                                self.state = State::Cr;
+                            } else {
+                                self.bare_lf(out);
+                            }
+                        }
+                    }
+                }
+                State::LineStart => {
+                    i += 1;
+                    match b {
+                        b'.' => self.state = State::Dot,
+                        b'\r' => self.state = State::Cr,
+                        b'\n' => {
+                            self.bare_lf(out);
+                            self.state = State::Mid;
+                        }
+                        _ => {
+                            out.push(b);
+                            self.state = State::Mid;
+                        }
+                    }
+                }
+                State::Cr => {
+                    if b == b'\n' {
+                        i += 1;
+                        out.push(b'\n');
+                        self.state = State::LineStart;
+                    } else {
+                        // A bare CR: pass it on, then read `b` as ordinary line content.
+                        self.bare_cr(out);
+                        self.state = State::Mid;
+                    }
+                }
+                State::Dot => {
+                    if b == b'\r' {
+                        i += 1;
+                        self.state = State::DotCr;
+                    } else {
+                        // The line goes on after the dot: it was stuffing, drop it.
+                        self.state = State::Mid;
+                    }
+                }
+                State::DotCr => {
+                    if b == b'\n' {
+                        self.state = State::Done;
+                        return Fed {
+                            consumed: i + 1,
+                            done: true,
+                        };
+                    }
+                    // `.` then a bare CR: the dot was stuffing, the CR is content.
+                    self.bare_cr(out);
+                    self.state = State::Mid;
+                }
+                // Not reached: the end returns at once. Stay put if it ever is.
+                State::Done => {
+                    return Fed {
+                        consumed: i,
+                        done: true,
+                    }
+                }
+            }
+        }
+        Fed {
+            consumed: input.len(),
+            done: false,
+        }
     }
 
     /// True once a bare CR or bare LF has been seen in this message.
     pub fn bare_line_ending(&self) -> bool {
-        todo!("filled in by the DATA-framing work")
+        self.bare
+    }
+
+    fn bare_cr(&mut self, out: &mut Vec<u8>) {
+        out.push(b'\r');
+        self.bare = true;
+    }
+
+    fn bare_lf(&mut self, out: &mut Vec<u8>) {
+        out.push(b'\n');
+        self.bare = true;
     }
 }
 
 /// Normalises a BDAT chunk: CRLF becomes LF, no unstuffing (BDAT is not
 /// dot-stuffed). `pending_cr` carries a CR that ended the previous chunk.
 /// Returns true if a bare CR or bare LF was seen.
-pub fn bdat_normalize(_chunk: &[u8], _pending_cr: &mut bool, _out: &mut Vec<u8>) -> bool {
-    todo!("filled in by the DATA-framing work")
+///
+/// After the `LAST` chunk, call [`bdat_finish`] to settle a CR left pending.
+pub fn bdat_normalize(chunk: &[u8], pending_cr: &mut bool, out: &mut Vec<u8>) -> bool {
+    let mut bare = false;
+    let mut rest = chunk;
+    if *pending_cr {
+        match rest.first() {
+            None => return false,
+            Some(b'\n') => {
+                out.push(b'\n');
+                rest = &rest[1..];
+            }
+            Some(_) => {
+                out.push(b'\r');
+                bare = true;
+            }
+        }
+        *pending_cr = false;
+    }
+    out.reserve(rest.len());
+    while let Some(p) = find_cr_or_lf(rest) {
+        out.extend_from_slice(&rest[..p]);
+        if rest[p] == b'\n' {
+            out.push(b'\n');
+            bare = true;
+            rest = &rest[p + 1..];
+        } else {
+            match rest.get(p + 1) {
+                None => {
+                    *pending_cr = true;
+                    return bare;
+                }
+                Some(b'\n') => {
+                    out.push(b'\n');
+                    rest = &rest[p + 2..];
+                }
+                Some(_) => {
+                    out.push(b'\r');
+                    bare = true;
+                    rest = &rest[p + 1..];
+                }
+            }
+        }
+    }
+    out.extend_from_slice(rest);
+    bare
+}
+
+/// Ends a BDAT message: a CR still pending after the `LAST` chunk is a bare CR
+/// at the very end, passed through. Returns true if it was.
+pub fn bdat_finish(pending_cr: &mut bool, out: &mut Vec<u8>) -> bool {
+    let was = std::mem::take(pending_cr);
+    if was {
+        out.push(b'\r');
+    }
+    was
+}
+
+/// Index of the first CR or LF. Tests eight bytes per step (SWAR) because this
+/// scan runs over every byte of every message and most bytes are neither.
+fn find_cr_or_lf(hay: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const CRS: u64 = ONES * b'\r' as u64;
+    const LFS: u64 = ONES * b'\n' as u64;
+    // Nonzero iff some byte of `x` is zero (may flag bytes after the first hit,
+    // never before it, so the bytewise scan below settles which one).
+    fn has_zero(x: u64) -> bool {
+        x.wrapping_sub(ONES) & !x & HIGHS != 0
+    }
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_ne_bytes(word);
+        if has_zero(x ^ CRS) || has_zero(x ^ LFS) {
+            break;
+        }
+        base += 8;
+    }
+    hay[base..]
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .map(|p| base + p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `pieces` one after another; returns output, total consumed, done, bare.
+    fn run(pieces: &[&[u8]]) -> (Vec<u8>, usize, bool, bool) {
+        let mut d = DataDecoder::new();
+        let mut out = Vec::new();
+        let mut consumed = 0;
+        for p in pieces {
+            let fed = d.feed(p, &mut out);
+            consumed += fed.consumed;
+            if fed.done {
+                return (out, consumed, true, d.bare_line_ending());
+            }
+            assert_eq!(fed.consumed, p.len());
+        }
+        (out, consumed, false, d.bare_line_ending())
+    }
+
+    #[test]
+    fn decode_table() {
+        // (input, decoded message, bytes left for the next command, bare seen)
+        type Case = (&'static [u8], &'static [u8], &'static [u8], bool);
+        let cases: &[Case] = &[
+            (
+                b"Subj: x\r\n\r\nhi\r\n.\r\nQUIT\r\n",
+                b"Subj: x\n\nhi\n",
+                b"QUIT\r\n",
+                false,
+            ),
+            (b".\r\nRSET\r\n", b"", b"RSET\r\n", false),
+            (b"\r\n\r\n\r\n.\r\n", b"\n\n\n", b"", false),
+            (b"..x\r\n.\r\n", b".x\n", b"", false),
+            (b"...\r\n..\r\n.\r\n", b"..\n.\n", b"", false),
+            (
+                b"a.b\r\n.x\r\n. \r\nx..\r\n.\r\n",
+                b"a.b\nx\n \nx..\n",
+                b"",
+                false,
+            ),
+            // Bare CR/LF first or right after a CRLF: content, never a line start.
+            (b"\n.\r\n\r.\r\n.\r\n", b"\n.\n\r.\n", b"", true),
+            (b"a\r\n\r\r\n.\r\n.\r\n", b"a\n\r\n", b".\r\n", true),
+        ];
+        for (input, want, left, want_bare) in cases {
+            let (out, consumed, done, bare) = run(&[input]);
+            assert!(done, "{input:?}");
+            assert_eq!(
+                (&out[..], &input[consumed..], bare),
+                (*want, *left, *want_bare)
+            );
+        }
+    }
+
+    #[test]
+    fn after_done_nothing_is_consumed() {
+        let mut d = DataDecoder::new();
+        let mut out = Vec::new();
+        assert!(d.feed(b".\r\n", &mut out).done);
+        let again = d.feed(b"more", &mut out);
+        assert!(again.done && again.consumed == 0);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn smuggling_variants_never_end_data() {
+        // (variant, its decoded form) between "a" and a later real end.
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"\n.\n", b"\n.\n"),
+            (b"\r.\r", b"\r.\r"),
+            (b"\n.\r\n", b"\n.\n"),
+            (b"\r\n.\n", b"\n\n"),
+            (b"\r\n.\r", b"\n\r"),
+            (b"\r.\r\n", b"\r.\n"),
+            (b"\n.\r", b"\n.\r"),
+        ];
+        for (variant, decoded) in cases {
+            let input = [b"a", *variant, b"MAIL FROM:<evil@x>\r\nb\r\n.\r\nNEXT"].concat();
+            let want = [b"a", *decoded, b"MAIL FROM:<evil@x>\nb\n"].concat();
+            // Cut right after the variant: not the end, yet already flagged.
+            let cut = 1 + variant.len() + 1;
+            let (_, consumed, done, bare) = run(&[&input[..cut]]);
+            assert!(!done && bare && consumed == cut, "{variant:?}");
+            let (out, consumed, done, bare) = run(&[&input]);
+            assert!(done && bare, "{variant:?}");
+            assert_eq!(out, want, "{variant:?}");
+            assert_eq!(&input[consumed..], b"NEXT", "{variant:?}");
+        }
+    }
+
+    /// A message exercising every state, with the next command after the end.
+    const SAMPLE: &[u8] =
+        b"From: a\r\n..stuffed\r\n.\r.\n\r\nx\ry\nz\r\r\n...\r\n\r\n.\r\nEHLO x\r\n";
+
+    #[test]
+    fn every_split_in_two_and_three_matches_one_shot() {
+        let whole = run(&[SAMPLE]);
+        assert!(whole.2);
+        assert_eq!(&SAMPLE[whole.1..], b"EHLO x\r\n");
+        for i in 0..=SAMPLE.len() {
+            let (a, rest) = SAMPLE.split_at(i);
+            assert_eq!(run(&[a, rest]), whole, "split at {i}");
+            for j in 0..=rest.len() {
+                let (b, c) = rest.split_at(j);
+                assert_eq!(run(&[a, b, c]), whole, "split at {i}, {}", i + j);
+            }
+        }
+    }
+
+    #[test]
+    fn bytewise_feed_matches_one_shot() {
+        let whole = run(&[SAMPLE]);
+        let pieces: Vec<&[u8]> = SAMPLE.chunks(1).collect();
+        assert_eq!(run(&pieces), whole);
+    }
+
+    #[test]
+    fn long_runs_cross_the_word_scan() {
+        let line = b"0123456789abcdefghijklmnopqrstuvwxyz".repeat(7);
+        let mut input: Vec<u8> = (0..20)
+            .flat_map(|k| [&line[k..], b"\r\n"].concat())
+            .collect();
+        input.extend_from_slice(b".\r\n");
+        let want: Vec<u8> = (0..20).flat_map(|k| [&line[k..], b"\n"].concat()).collect();
+        assert_eq!(run(&[&input]), (want, input.len(), true, false));
+    }
+
+    /// The RFC read literally, on a whole input: the end is the first `\r\n.\r\n`
+    /// counting the CRLF before the data; lines are split only at CRLF pairs.
+    fn reference(input: &[u8]) -> Option<(Vec<u8>, usize, bool)> {
+        let mut all = b"\r\n".to_vec();
+        all.extend_from_slice(input);
+        let pos = all.windows(5).position(|w| w == b"\r\n.\r\n")?;
+        let body = &all[2..pos + 2];
+        let mut out = Vec::new();
+        let mut bare = false;
+        let mut lines: Vec<&[u8]> = Vec::new();
+        let mut rest = body;
+        while let Some(p) = rest.windows(2).position(|w| w == b"\r\n") {
+            lines.push(&rest[..p]);
+            rest = &rest[p + 2..];
+        }
+        assert!(rest.is_empty());
+        for line in lines {
+            let line = if line.len() > 1 && line[0] == b'.' {
+                &line[1..]
+            } else {
+                line
+            };
+            bare |= line.iter().any(|&b| b == b'\r' || b == b'\n');
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+        Some((out, pos + 3, bare))
+    }
+
+    #[test]
+    fn exhaustive_short_inputs_match_reference() {
+        const ALPHABET: [u8; 4] = [b'\r', b'\n', b'.', b'a'];
+        for len in 0..=7u32 {
+            for n in 0..4usize.pow(len) {
+                let mut input: Vec<u8> =
+                    (0..len).map(|k| ALPHABET[n / 4usize.pow(k) % 4]).collect();
+                input.extend_from_slice(b"\r\n.\r\nZ");
+                let want = reference(&input);
+                let Some((out, consumed, bare)) = want else {
+                    panic!("reference found no end in {input:?}");
+                };
+                let half = input.len() / 2;
+                let got = run(&[&input[..half], &input[half..]]);
+                assert_eq!(got, (out, consumed, true, bare), "{input:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn find_cr_or_lf_matches_naive() {
+        let mut buf = vec![b'a'; 40];
+        assert_eq!(find_cr_or_lf(&buf), None);
+        assert_eq!(find_cr_or_lf(&[]), None);
+        for pos in 0..buf.len() {
+            for special in [b'\r', b'\n'] {
+                buf[pos] = special;
+                assert_eq!(find_cr_or_lf(&buf), Some(pos));
+                for start in 0..=pos {
+                    assert_eq!(find_cr_or_lf(&buf[start..]), Some(pos - start));
+                }
+                buf[pos] = b'a';
+            }
+        }
+        // Bytes that differ from CR/LF by one bit or by borrow must not match.
+        let tricky: Vec<u8> = (0u8..=255).filter(|&b| b != b'\r' && b != b'\n').collect();
+        assert_eq!(find_cr_or_lf(&tricky), None);
+    }
+
+    fn bdat(pieces: &[&[u8]]) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        let mut pending = false;
+        let mut bare = false;
+        for p in pieces {
+            bare |= bdat_normalize(p, &mut pending, &mut out);
+        }
+        bare |= bdat_finish(&mut pending, &mut out);
+        (out, bare)
+    }
+
+    #[test]
+    fn bdat_cases() {
+        let cases: &[(&[u8], &[u8], bool)] = &[
+            (b"", b"", false),
+            (b"a\r\nb\r\n", b"a\nb\n", false),
+            (b".\r\n..x\r\n", b".\n..x\n", false),
+            (b"a\nb", b"a\nb", true),
+            (b"a\rb", b"a\rb", true),
+            (b"a\r", b"a\r", true),
+            (b"\r\r\n", b"\r\n", true),
+            (b"\r\n.\r\n", b"\n.\n", false),
+        ];
+        for (input, want, want_bare) in cases {
+            assert_eq!(bdat(&[input]), (want.to_vec(), *want_bare), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn bdat_every_split_matches_one_shot() {
+        for sample in [
+            &b"a\r\nb\rc\nd\r\r\n\r\n.\r\n"[..],
+            b"line one\r\nline two\r\n",
+            b"x\r",
+        ] {
+            let whole = bdat(&[sample]);
+            for i in 0..=sample.len() {
+                let (a, rest) = sample.split_at(i);
+                assert_eq!(bdat(&[a, rest]), whole, "{sample:?} at {i}");
+                for j in 0..=rest.len() {
+                    let (b, c) = rest.split_at(j);
+                    assert_eq!(bdat(&[a, b, c]), whole, "{sample:?} at {i},{j}");
+                }
+            }
+            let pieces: Vec<&[u8]> = sample.chunks(1).collect();
+            assert_eq!(bdat(&pieces), whole);
+        }
+    }
+
+    #[test]
+    fn bdat_pending_cr_across_chunks() {
+        let mut out = Vec::new();
+        let mut pending = false;
+        assert!(!bdat_normalize(b"a\r", &mut pending, &mut out));
+        assert!(pending);
+        assert!(!bdat_normalize(b"", &mut pending, &mut out));
+        assert!(pending);
+        assert!(!bdat_normalize(b"\nb", &mut pending, &mut out));
+        assert!(!pending);
+        assert_eq!(out, b"a\nb");
+        assert!(!bdat_finish(&mut pending, &mut out));
+    }
 }
