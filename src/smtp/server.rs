@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use super::address::{Mailbox, ReversePath};
 use super::command::{parse_command, Command, CommandError, MailParams};
-use super::data::{bdat_normalize, DataDecoder};
+use super::data::{bdat_finish, bdat_normalize, DataDecoder};
 use super::reply::Reply;
 use crate::deliver::route::RcptCheck;
 use crate::util;
@@ -474,8 +474,9 @@ impl Session {
         let Some(mut state) = self.bdat.take() else {
             return;
         };
-        // A CR as the very last octet had no LF after it.
-        let bare = state.bare || state.pending_cr;
+        self.scratch.clear();
+        let bare = bdat_finish(&mut state.pending_cr, &mut self.scratch) | state.bare;
+        accept_body(&mut state.body, &self.scratch, self.config.max_message_size, host);
         let body = std::mem::take(&mut state.body);
         self.finish_message(body, bare, host);
     }
