@@ -57,9 +57,12 @@ impl Envelope {
 }
 
 /// Splits a stored `local@domain` at its last `@` (a quoted local part may hold
-/// `@`; a domain never does).
+/// `@`; a domain never does). A bare `postmaster` has no domain.
 fn parse_mailbox(text: &str) -> Option<Mailbox> {
-    let (local, domain) = text.rsplit_once('@')?;
+    let (local, domain) = text.rsplit_once('@').unwrap_or((text, ""));
+    if local.is_empty() {
+        return None;
+    }
     Some(Mailbox {
         local: local.to_string(),
         domain: domain.to_string(),

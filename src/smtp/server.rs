@@ -65,7 +65,7 @@ enum Mode {
     /// Between 354 and the final dot.
     Data(Body),
     /// Inside a BDAT chunk of `remaining` octets.
-    Bdat { remaining: u64, last: bool },
+    Bdat { size: u64, remaining: u64, last: bool },
     /// The message is being made durable; input waits.
     AwaitingCommit,
     /// QUIT or 421 sent: nothing more is read.
@@ -100,8 +100,9 @@ struct BdatState {
     body: Body,
     pending_cr: bool,
     bare: bool,
-    /// The chunks are being discarded (BDAT without a valid transaction).
-    discard: bool,
+    /// This chunk is read and thrown away, then refused with this reply
+    /// (BDAT without a valid transaction; RFC 3030 2 says the chunk still follows).
+    refusal: Option<Reply>,
 }
 
 impl Session {
@@ -244,7 +245,8 @@ impl Session {
     fn error(&mut self, reply: Reply) {
         self.reply(reply);
         self.errors += 1;
-        if self.errors >= self.config.max_errors {
+        // Like Postfix's hard error limit: the session ends when it is exceeded.
+        if self.errors > self.config.max_errors {
             self.reply(Reply::new(
                 421,
                 "4.7.0",
@@ -411,18 +413,14 @@ impl Session {
 
     fn bdat(&mut self, size: u64, last: bool, host: &mut dyn Host) {
         if self.bdat.is_none() {
-            let mut state = BdatState::default();
-            if let Err(r) = self.start_message(host) {
-                // The chunk follows anyway and must be read past (RFC 3030 2).
-                state.discard = true;
-                self.error(r);
-                if self.is_closed() {
-                    return;
-                }
-            }
-            self.bdat = Some(state);
+            let refusal = self.start_message(host).err();
+            self.bdat = Some(BdatState {
+                refusal,
+                ..BdatState::default()
+            });
         }
         self.mode = Mode::Bdat {
+            size,
             remaining: size,
             last,
         };
@@ -437,7 +435,7 @@ impl Session {
         };
         let take = (*remaining).min(input.len().min(DECODE_STEP) as u64) as usize;
         *remaining -= take as u64;
-        if !state.discard {
+        if state.refusal.is_none() {
             self.scratch.clear();
             state.bare |= bdat_normalize(&input[..take], &mut state.pending_cr, &mut self.scratch);
             accept_body(
@@ -454,21 +452,18 @@ impl Session {
     }
 
     fn bdat_chunk_end(&mut self, host: &mut dyn Host) {
-        let Mode::Bdat { last, .. } = self.mode else {
+        let Mode::Bdat { size, last, .. } = self.mode else {
             return;
         };
         self.mode = Mode::Command { discarding: false };
         let Some(state) = &mut self.bdat else {
             return;
         };
-        if state.discard {
-            if last {
-                self.bdat = None;
-            }
-            return self.reply(Reply::new(503, "5.5.1", "Error: BDAT chunk discarded"));
+        if let Some(refusal) = state.refusal.take() {
+            self.bdat = None;
+            return self.error(refusal);
         }
         if !last {
-            let size = state.body.size;
             return self.reply(Reply::new(250, "2.0.0", format!("{size} octets received")));
         }
         let Some(mut state) = self.bdat.take() else {

@@ -194,9 +194,9 @@ fn long_line_is_rejected_and_session_goes_on() {
 #[test]
 fn too_many_errors_closes() {
     let (mut s, mut h) = session();
-    let r = run(&mut s, &mut h, b"A\r\nB\r\nC\r\nD\r\nE\r\nNOOP\r\n");
-    assert_eq!(codes(&r), ["500", "500", "500", "500", "500", "421"]);
-    assert!(r[5].starts_with("421 4.7.0"));
+    let r = run(&mut s, &mut h, b"A\r\nB\r\nC\r\nD\r\nE\r\nF\r\nNOOP\r\n");
+    assert_eq!(codes(&r), ["500", "500", "500", "500", "500", "500", "421"]);
+    assert!(r[6].starts_with("421 4.7.0"));
     assert!(s.is_closed());
 }
 
@@ -248,14 +248,14 @@ fn bdat_chunks_and_rejections() {
     let r = run(
         &mut s,
         &mut h,
-        b"EHLO c\r\nBDAT 3\r\nabcMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@l.test>\r\nBDAT 7\r\nSub: x\r\nBDAT 4 LAST\r\n\r\nb\r\nDATA\r\n",
+        b"EHLO c\r\nBDAT 3\r\nabcMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@l.test>\r\nBDAT 8\r\nSub: x\r\nBDAT 5 LAST\r\n\r\nb\r\nDATA\r\n",
     );
     assert_eq!(
         codes(&r),
         ["250", "503", "250", "250", "250", "250", "503"],
         "{r:?}"
     );
-    assert!(r[4].starts_with("250 2.0.0 6 octets"), "{r:?}");
+    assert!(r[4].starts_with("250 2.0.0 8 octets"), "{r:?}");
     let msg = String::from_utf8(h.ended[0].clone()).unwrap();
     assert!(msg.ends_with("\nSub: x\n\nb\n"), "{msg:?}");
 }
