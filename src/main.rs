@@ -95,10 +95,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Log lines to stderr: `RUST_LOG` picks the level (default `info`); no colours,
-/// a timestamp, the level and the message, one line per event.
+/// Log lines to stderr: `RUST_LOG` picks the level (default `info`); one line
+/// per event: UTC time, level, message.
 fn init_logging() {
+    use std::io::Write;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
+        .format(|buf, record| {
+            writeln!(
+                buf,
+                "{} {} {}",
+                util::iso_time(util::unix_micros()),
+                record.level(),
+                record.args()
+            )
+        })
         .init();
 }

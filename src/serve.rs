@@ -263,15 +263,16 @@ impl Server {
             let mut owners = Vec::with_capacity(batch.len());
             let mut files = Vec::with_capacity(batch.len());
             for (token, generation, incoming) in batch {
-                owners.push((token, generation, incoming.size));
+                let summary = format!("{}, size={}", incoming.summary, incoming.size);
+                owners.push((token, generation, summary));
                 files.push(incoming);
             }
             let results = self.spool.commit(files);
-            for ((token, generation, size), (id, result)) in owners.into_iter().zip(results) {
+            for ((token, generation, summary), (id, result)) in owners.into_iter().zip(results) {
                 self.schedule.incoming_ended();
                 let reply = match result {
                     Ok(()) => {
-                        log::info!("{id}: size={size} (queued)");
+                        log::info!("{id}: {summary} (queued)");
                         self.schedule.add(id.clone());
                         Ok(id)
                     }

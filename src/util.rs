@@ -48,6 +48,20 @@ pub fn rfc5322_date(unix: u64) -> String {
     )
 }
 
+/// `2026-11-23T12:55:22.123Z`, for log lines.
+pub fn iso_time(unix_micros: u128) -> String {
+    let secs = (unix_micros / 1_000_000) as u64;
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let t = secs % 86_400;
+    format!(
+        "{y}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t / 3600,
+        t / 60 % 60,
+        t % 60,
+        unix_micros / 1000 % 1000
+    )
+}
+
 /// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
 /// algorithm), so dates need no calendar crate.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -82,5 +96,6 @@ mod tests {
         );
         // Leap day.
         assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
+        assert_eq!(iso_time(1_795_438_522_123_456), "2026-11-23T12:55:22.123Z");
     }
 }

@@ -34,6 +34,8 @@ pub struct Incoming {
     path: PathBuf,
     /// Bytes of the message written (the head not counted).
     pub size: u64,
+    /// For the log line at commit: `from=<…>, nrcpt=N`.
+    pub summary: String,
 }
 
 impl Incoming {
@@ -89,6 +91,7 @@ impl Spool {
             file,
             path,
             size: 0,
+            summary: format!("from=<{}>, nrcpt={}", envelope.from, envelope.rcpts.len()),
         })
     }
 
