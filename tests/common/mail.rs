@@ -149,3 +149,27 @@ pub fn message(tag: &str, subject: &str, body: &str) -> Vec<u8> {
     }
     m.into_bytes()
 }
+
+/// Asserts two byte strings are equal; on a mismatch it shows the first
+/// differing offset and a little context instead of megabytes of output.
+pub fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
+    if got == want {
+        return;
+    }
+    let at = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    let from = at.saturating_sub(40);
+    let ctx = |b: &[u8]| {
+        String::from_utf8_lossy(&b[from.min(b.len())..(at + 40).min(b.len())]).into_owned()
+    };
+    panic!(
+        "{what}: {} bytes delivered, {} expected; first difference at offset {at}\n got: {:?}\nwant: {:?}",
+        got.len(),
+        want.len(),
+        ctx(got),
+        ctx(want)
+    );
+}

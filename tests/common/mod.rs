@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use client::{dot_stuff, queue_id, Client, Reply};
-pub use mail::{crlf_to_lf, message, parse_delivered, Delivered};
+pub use mail::{assert_same_bytes, crlf_to_lf, message, parse_delivered, Delivered};
 
 /// The host name the server is configured with (greeting, Received).
 pub const HOST: &str = "mx.test.example";
