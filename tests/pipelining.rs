@@ -8,8 +8,16 @@ use std::time::Duration;
 
 use common::*;
 
-/// Two transactions and a QUIT, as one byte string, and the replies it needs.
-fn two_transactions() -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<(u16, &'static str)>) {
+/// A pipelined session: its bytes, the two messages in it, the replies it needs.
+struct Script {
+    bytes: Vec<u8>,
+    m1: Vec<u8>,
+    m2: Vec<u8>,
+    expected: Vec<(u16, &'static str)>,
+}
+
+/// Two transactions and a QUIT, as one byte string.
+fn two_transactions() -> Script {
     let m1 = message("pipe1", "first", "one\n.dot line\nend");
     let m2 = message("pipe2", "second", "two");
     let mut s = Vec::new();
@@ -41,7 +49,12 @@ fn two_transactions() -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<(u16, &'static str)>) {
         (250, "2.0.0"),
         (221, "2.0.0"),
     ];
-    (s, m1, m2, expected)
+    Script {
+        bytes: s,
+        m1,
+        m2,
+        expected,
+    }
 }
 
 /// Reads the expected replies in order, then the close; returns the queue ids.
@@ -72,7 +85,12 @@ fn check_delivery(server: &Server, m1: &[u8], m2: &[u8]) {
 #[test]
 fn whole_session_in_one_write() {
     let server = Setup::new("pipe-one-write").start();
-    let (bytes, m1, m2, expected) = two_transactions();
+    let Script {
+        bytes,
+        m1,
+        m2,
+        expected,
+    } = two_transactions();
     let mut c = server.connect();
     c.send(&bytes);
     let ids = check_replies(&mut c, &expected);
@@ -84,7 +102,12 @@ fn whole_session_in_one_write() {
 #[test]
 fn whole_session_one_byte_per_write() {
     let server = Setup::new("pipe-bytes").start();
-    let (bytes, m1, m2, expected) = two_transactions();
+    let Script {
+        bytes,
+        m1,
+        m2,
+        expected,
+    } = two_transactions();
     let mut c = server.connect();
     c.stream().set_nodelay(true).expect("nodelay");
     for b in &bytes {
@@ -97,7 +120,12 @@ fn whole_session_one_byte_per_write() {
 #[test]
 fn pipelined_group_split_at_odd_places() {
     let server = Setup::new("pipe-split").start();
-    let (bytes, m1, m2, expected) = two_transactions();
+    let Script {
+        bytes,
+        m1,
+        m2,
+        expected,
+    } = two_transactions();
     let mut c = server.connect();
     c.stream().set_nodelay(true).expect("nodelay");
     // Split inside CRLFs and inside the end-of-data sequence, with pauses so

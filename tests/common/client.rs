@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use super::TIMEOUT;
@@ -79,7 +79,11 @@ pub struct Client {
 impl Client {
     /// Connects; reads nothing (the greeting is the first reply).
     pub fn connect(port: u16) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to picomta");
+        Client::connect_addr(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    pub fn connect_addr(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect to picomta");
         stream
             .set_read_timeout(Some(TIMEOUT))
             .expect("read timeout");

@@ -382,6 +382,25 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Directories (recursively) under `dir`, `dir` included.
+pub fn dirs_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(rd) = fs::read_dir(&out[i]) {
+            let mut sub: Vec<PathBuf> = rd
+                .flatten()
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                .map(|e| e.path())
+                .collect();
+            sub.sort();
+            out.extend(sub);
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Creates `path` as an empty regular file (used to make a Maildir path
 /// unusable, so deliveries to it are deferred and stay queued).
 pub fn block_path(path: &Path) {
