@@ -1,0 +1,408 @@
+//! Shared harness for the integration tests: a private directory per test, the
+//! real `picomta serve` binary started on a free loopback port, a byte-exact raw
+//! SMTP client, a `lettre` transport, and a reader for what landed in a Maildir.
+//!
+//! Everything waits with a bound (`TIMEOUT`), so a broken server fails a test
+//! instead of hanging the suite. On failure the server's log is printed and the
+//! test directory is kept for inspection.
+
+// Each test file uses its own subset of the harness.
+#![allow(dead_code, unused_imports)]
+
+pub mod client;
+pub mod mail;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use client::{dot_stuff, queue_id, Client, Reply};
+pub use mail::{assert_same_bytes, crlf_to_lf, message, parse_delivered, Delivered};
+
+/// The host name the server is configured with (greeting, Received).
+pub const HOST: &str = "mx.test.example";
+/// The local domain; `localhost.test` is local as well.
+pub const DOMAIN: &str = "example.test";
+/// The envelope sender of most test messages (a remote address).
+pub const SENDER: &str = "sender@remote.example";
+/// The upper bound of every wait for the server: a reply, readiness, delivery.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a delivered count must stay put before "exactly N" is believed.
+pub const SETTLE: Duration = Duration::from_millis(400);
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A directory of its own for one test, removed when the test passes.
+pub struct TestDir {
+    pub path: PathBuf,
+}
+
+impl TestDir {
+    pub fn new(name: &str) -> TestDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!(
+            "picomta-test-{}-{}-{}",
+            std::process::id(),
+            n,
+            name
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create test dir");
+        TestDir { path }
+    }
+
+    /// Writes `text` to `name` inside the directory and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path.join(name);
+        fs::write(&p, text).expect("write test file");
+        p
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("test directory kept: {}", self.path.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_picomta")
+}
+
+/// The configuration of one test server, before it starts.
+pub struct Setup {
+    name: String,
+    users: Vec<String>,
+    aliases: String,
+    extra: Vec<String>,
+}
+
+impl Setup {
+    /// Users alice, bob, carol, dave; aliases `team` (alice, bob), `staff`
+    /// (team, carol) and `postmaster` (alice).
+    pub fn new(name: &str) -> Setup {
+        Setup {
+            name: name.to_string(),
+            users: ["alice", "bob", "carol", "dave"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            aliases: "# test aliases\nteam: alice, bob\nstaff: team, carol\npostmaster: alice\n"
+                .to_string(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Adds one `key value` line to the config (after the defaults, so it wins
+    /// if the server lets a later line override an earlier one).
+    pub fn with(mut self, line: &str) -> Setup {
+        self.extra.push(line.to_string());
+        self
+    }
+
+    pub fn users(mut self, users: &[&str]) -> Setup {
+        self.users = users.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Writes the files and starts the server; returns once it greets.
+    pub fn start(self) -> Server {
+        let dir = TestDir::new(&self.name);
+        let port = free_port();
+        let spool = dir.path.join("spool");
+        fs::create_dir_all(&spool).expect("create spool");
+        fs::create_dir_all(dir.path.join("mail")).expect("create mail root");
+        let users = dir.write("users", &(self.users.join("\n") + "\n"));
+        let aliases = dir.write("aliases", &self.aliases);
+        let mut conf = format!(
+            "# picomta integration test\n\
+             hostname {HOST}\n\
+             listen 127.0.0.1:{port}\n\
+             spool {spool}\n\
+             maildir {mail}/{{user}}\n\
+             local_domains {DOMAIN} localhost.test\n\
+             users {users}\n\
+             aliases {aliases}\n",
+            spool = spool.display(),
+            mail = dir.path.join("mail").display(),
+            users = users.display(),
+            aliases = aliases.display(),
+        );
+        for line in &self.extra {
+            conf.push_str(line);
+            conf.push('\n');
+        }
+        let config = dir.write("picomta.conf", &conf);
+        let log = dir.path.join("server.log");
+        let mut server = Server {
+            dir,
+            port,
+            config,
+            log,
+            child: None,
+        };
+        server.start_again();
+        server
+    }
+}
+
+/// A running `picomta serve` child, killed when dropped.
+pub struct Server {
+    pub dir: TestDir,
+    pub port: u16,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn spool(&self) -> PathBuf {
+        self.dir.path.join("spool")
+    }
+
+    /// The Maildir of `user` (the directory holding `new/`, `cur/`, `tmp/`).
+    pub fn maildir(&self, user: &str) -> PathBuf {
+        self.dir.path.join("mail").join(user)
+    }
+
+    /// Starts the server (again, after `kill9`) on the same config and port
+    /// and waits until it greets.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "server already running");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open server log");
+        let log2 = log.try_clone().expect("clone log handle");
+        let child = Command::new(binary())
+            .arg("serve")
+            .arg("-c")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .spawn()
+            .expect("spawn picomta serve");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Polls until a connection gets a `220` greeting; the probe then QUITs and
+    /// waits for the close, so it holds no session slot afterwards.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    panic!("picomta serve exited during start: {status}");
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "picomta serve not ready on port {} after {TIMEOUT:?}",
+                    self.port
+                );
+            }
+            if let Ok(mut s) = TcpStream::connect_timeout(&self.addr(), Duration::from_millis(500))
+            {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut line = String::new();
+                let mut r = BufReader::new(s.try_clone().expect("clone stream"));
+                if r.read_line(&mut line).is_ok() && line.starts_with("220") {
+                    let _ = s.write_all(b"QUIT\r\n");
+                    let mut rest = Vec::new();
+                    let _ = r.read_to_end(&mut rest);
+                    return;
+                }
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// `kill -9` of this server (only our own child) and reaping it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// True while the child has not exited.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A raw client that has read and checked the `220` greeting.
+    pub fn connect(&self) -> Client {
+        let mut c = Client::connect(self.port);
+        let g = c.reply();
+        g.assert(220, "");
+        c
+    }
+
+    /// A raw client after greeting and `EHLO client.test`.
+    pub fn connect_ehlo(&self) -> Client {
+        let mut c = self.connect();
+        c.ehlo();
+        c
+    }
+
+    /// An independent SMTP client (no TLS) pointed at this server.
+    pub fn lettre(&self) -> lettre::SmtpTransport {
+        use lettre::transport::smtp::extension::ClientId;
+        lettre::SmtpTransport::builder_dangerous("127.0.0.1")
+            .port(self.port)
+            .hello_name(ClientId::Domain("client.test".to_string()))
+            .timeout(Some(TIMEOUT))
+            .build()
+    }
+
+    /// The messages in `user`'s `new/` now, sorted by file name.
+    pub fn delivered(&self, user: &str) -> Vec<Delivered> {
+        mail::read_new(&self.maildir(user))
+    }
+
+    /// Waits (bounded) until `user` has `n` messages in `new/`, then for
+    /// `SETTLE` more, and asserts there are exactly `n`.
+    pub fn wait_mail(&self, user: &str, n: usize) -> Vec<Delivered> {
+        let new = self.maildir(user).join("new");
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let have = mail::count_files(&new);
+            if have >= n {
+                break;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{user}: {have} messages in {} after {TIMEOUT:?}, wanted {n}",
+                    new.display()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        thread::sleep(SETTLE);
+        let got = self.delivered(user);
+        assert_eq!(got.len(), n, "{user}: wrong number of messages delivered");
+        got
+    }
+
+    /// Asserts `user` has nothing in `new/` (call after something else proved
+    /// the server had time to deliver).
+    pub fn assert_no_mail(&self, user: &str) {
+        let got = self.delivered(user);
+        assert!(
+            got.is_empty(),
+            "{user} should have no mail, has {}: first:\n{}",
+            got.len(),
+            String::from_utf8_lossy(&got[0].raw)
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+        if thread::panicking() {
+            let log = self.log_text();
+            let lines: Vec<&str> = log.lines().collect();
+            let from = lines.len().saturating_sub(200);
+            eprintln!(
+                "---- picomta log ({}), last {} lines ----\n{}\n---- end of log ----",
+                self.log.display(),
+                lines.len() - from,
+                lines[from..].join("\n")
+            );
+        }
+    }
+}
+
+/// Runs `picomta ARGS`, returning (exit code, stdout, stderr).
+pub fn run_binary(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run picomta");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Files (recursively) under `dir`, for looking at the spool from outside.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Directories (recursively) under `dir`, `dir` included.
+pub fn dirs_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(rd) = fs::read_dir(&out[i]) {
+            let mut sub: Vec<PathBuf> = rd
+                .flatten()
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                .map(|e| e.path())
+                .collect();
+            sub.sort();
+            out.extend(sub);
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Creates `path` as an empty regular file (used to make a Maildir path
+/// unusable, so deliveries to it are deferred and stay queued).
+pub fn block_path(path: &Path) {
+    File::create(path).expect("create blocking file");
+}
