@@ -284,7 +284,7 @@ impl Config {
     /// The output is itself a valid config with the same meaning.
     pub fn render(&self) -> String {
         use std::fmt::Write;
-        let mut out = format!("# effective settings of {}\n", self.path.display());
+        let mut out = String::from("# picomta effective settings\n");
         // Writing to a String cannot fail.
         let mut line = |key: &str, value: &dyn fmt::Display| {
             let _ = writeln!(out, "{key} {value}");
@@ -468,7 +468,7 @@ mod tests {
             format!("{} localhost", host.to_ascii_lowercase())
         };
         let want = format!(
-            "# effective settings of t.conf\nhostname {host}\nlisten 127.0.0.1:2525\n\
+            "# picomta effective settings\nhostname {host}\nlisten 127.0.0.1:2525\n\
              spool spool\nmaildir mail/{{user}}/Maildir\nlocal_domains {domains}\n\
              recipient_delimiter +\nmax_connections 100\nmax_message_size 25M\n\
              max_recipients 100\nmax_errors 10\nmax_queue_messages 10000\n\
@@ -599,7 +599,7 @@ mod tests {
             max_queue_messages 5\nmin_free_space 0\ncommand_timeout 61s\ndata_timeout 2h\n\
             retry_min 90s\nretry_max 3d\nusers /etc/picomta/users\naliases /etc/aliases\n";
         let rendered = parse(full).expect("ok").render();
-        assert_eq!(rendered, format!("# effective settings of t.conf\n{full}"));
+        assert_eq!(rendered, format!("# picomta effective settings\n{full}"));
         let default = parse("").expect("ok").render();
         assert_eq!(
             parse(&default).expect("render output parses").render(),

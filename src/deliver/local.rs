@@ -323,14 +323,28 @@ fn open_copy(
         ReversePath::Null => String::new(),
         ReversePath::Mailbox(m) => m.to_string(),
     };
-    MaildirWrite::start(
-        &copy.dir,
-        &copy.unique,
-        &return_path,
-        &copy.delivered_to,
-        source,
-        stored.len,
-    )
+    let start = |source| {
+        MaildirWrite::start(
+            &copy.dir,
+            &copy.unique,
+            &return_path,
+            &copy.delivered_to,
+            source,
+            stored.len,
+        )
+    };
+    let spare = source
+        .try_clone()
+        .map_err(|e| format!("cannot read queue file: {e}"))?;
+    match start(source) {
+        // The name belongs to this message and copy alone, so a file already
+        // in tmp/ is what an attempt interrupted by a crash left: replace it.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(copy.dir.join("tmp").join(&copy.unique));
+            start(spare)
+        }
+        other => other,
+    }
     .map_err(|e| format!("cannot create maildir file in {}: {e}", copy.dir.display()))
 }
 
