@@ -80,9 +80,11 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-/// The binary under test.
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_picomta")
+/// The binary under test: the one cargo built, unless `PICOMTA_TEST_BINARY`
+/// names another (a release build, or a stand-in when checking the harness).
+pub fn binary() -> String {
+    std::env::var("PICOMTA_TEST_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_picomta").to_string())
 }
 
 /// The configuration of one test server, before it starts.
@@ -349,17 +351,54 @@ impl Drop for Server {
     }
 }
 
-/// Runs `picomta ARGS`, returning (exit code, stdout, stderr).
+/// Runs `picomta ARGS`, returning (exit code, stdout, stderr). Bounded: a
+/// child still running after `TIMEOUT` (say, `serve` that wrongly accepted a
+/// bad config) is killed and the test fails.
 pub fn run_binary(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(binary())
+    let mut child = Command::new(binary())
         .args(args)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run picomta");
+    let collect = |r: Option<Box<dyn Read + Send>>| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = collect(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = collect(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("picomta {args:?} still running after {TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
     (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        status.code(),
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
     )
 }
 
