@@ -43,7 +43,11 @@ pub struct Inbound {
     /// this turn's commit batch.
     commit_requested: bool,
     pending: Vec<u8>,
+    /// When the session times out; moves with every read.
     pub deadline: Instant,
+    /// The earliest timer armed for this session; a deadline before it needs
+    /// a new timer (the heap's entries are never moved).
+    pub timer_at: Instant,
     pub generation: u64,
 }
 
@@ -65,6 +69,7 @@ impl Inbound {
             commit_requested: false,
             pending: Vec::new(),
             deadline,
+            timer_at: deadline,
             generation,
         }
     }
@@ -120,7 +125,6 @@ impl Inbound {
             {
                 match self.conn.read(shared.scratch) {
                     Io::Done(n) => {
-                        self.touch(shared.config);
                         let scratch = std::mem::take(&mut shared.scratch);
                         if self.pending.is_empty() {
                             let used = self.feed(&scratch[..n], shared);
@@ -129,6 +133,8 @@ impl Inbound {
                             self.pending.extend_from_slice(&scratch[..n]);
                         }
                         shared.scratch = scratch;
+                        // After feeding: DATA may just have begun or ended.
+                        self.touch(shared.config);
                         progress = true;
                     }
                     Io::WouldBlock => {}

@@ -204,6 +204,10 @@ impl Server {
             scratch: &mut self.scratch,
         };
         let next = inbound.drive(&mut shared);
+        if inbound.deadline < inbound.timer_at {
+            inbound.timer_at = inbound.deadline;
+            self.reactor.add_timer(inbound.deadline, token, inbound.generation);
+        }
         if let Some(incoming) = inbound.take_commit() {
             self.commits.push((token, inbound.generation, incoming));
         }
@@ -217,6 +221,7 @@ impl Server {
             return;
         };
         if inbound.deadline > Instant::now() {
+            inbound.timer_at = inbound.deadline;
             self.reactor.add_timer(inbound.deadline, token, generation);
             return;
         }
@@ -233,6 +238,7 @@ impl Server {
         } else {
             // Give the 421 a little time to drain, then close regardless.
             inbound.deadline = Instant::now() + Duration::from_secs(10);
+            inbound.timer_at = inbound.deadline;
             self.reactor.add_timer(inbound.deadline, token, generation);
         }
     }

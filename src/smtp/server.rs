@@ -245,8 +245,7 @@ impl Session {
     fn error(&mut self, reply: Reply) {
         self.reply(reply);
         self.errors += 1;
-        // Like Postfix's hard error limit: the session ends when it is exceeded.
-        if self.errors > self.config.max_errors {
+        if self.errors >= self.config.max_errors {
             self.reply(Reply::new(
                 421,
                 "4.7.0",
