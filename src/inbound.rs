@@ -95,7 +95,8 @@ impl Inbound {
                         progress = n > 0;
                     }
                     Io::WouldBlock => {}
-                    Io::Closed | Io::Error(_) => return self.lost(shared),
+                    Io::Closed => return self.lost(shared, None),
+                    Io::Error(e) => return self.lost(shared, Some(e)),
                 }
             }
             if self.session.is_closed() {
@@ -138,7 +139,8 @@ impl Inbound {
                         progress = true;
                     }
                     Io::WouldBlock => {}
-                    Io::Closed | Io::Error(_) => return self.lost(shared),
+                    Io::Closed => return self.lost(shared, None),
+                    Io::Error(e) => return self.lost(shared, Some(e)),
                 }
             }
             if !progress {
@@ -192,10 +194,11 @@ impl Inbound {
     }
 
     /// The peer went away: drop any unfinished message.
-    fn lost(&mut self, shared: &mut Shared) -> Next {
+    fn lost(&mut self, shared: &mut Shared, error: Option<std::io::Error>) -> Next {
         if !self.session.is_closed() {
+            let why = error.map(|e| format!(" ({e})")).unwrap_or_default();
             log::info!(
-                "lost connection after {} from [{}]",
+                "lost connection after {} from [{}]{why}",
                 phase(&self.session),
                 self.conn.peer.ip()
             );

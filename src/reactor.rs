@@ -151,15 +151,6 @@ impl<T> Slab<T> {
     pub fn len(&self) -> usize {
         self.len
     }
-
-    pub fn tokens(&self) -> Vec<Token> {
-        self.entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.is_some())
-            .map(|(i, _)| Token(i))
-            .collect()
-    }
 }
 
 #[cfg(test)]

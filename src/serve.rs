@@ -47,6 +47,11 @@ struct Server {
 }
 
 pub fn run(config: Config, router: Router) -> io::Result<()> {
+    log::info!(
+        "picomta {} starting with {}",
+        env!("CARGO_PKG_VERSION"),
+        config.path.display()
+    );
     let spool =
         Spool::open(&config.spool).map_err(|e| context(e, "spool", &config.spool.display()))?;
     let mut schedule = Schedule::default();
@@ -206,7 +211,8 @@ impl Server {
         let next = inbound.drive(&mut shared);
         if inbound.deadline < inbound.timer_at {
             inbound.timer_at = inbound.deadline;
-            self.reactor.add_timer(inbound.deadline, token, inbound.generation);
+            self.reactor
+                .add_timer(inbound.deadline, token, inbound.generation);
         }
         if let Some(incoming) = inbound.take_commit() {
             self.commits.push((token, inbound.generation, incoming));

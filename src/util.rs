@@ -77,11 +77,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// A duration in seconds for log lines: `delay=0.42`.
-pub fn secs_f(d: std::time::Duration) -> String {
-    format!("{:.2}", d.as_secs_f64())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,10 +14,10 @@ use super::route::{Router, Target};
 use crate::config::Config;
 use crate::queue::envelope::{state_line, Outcome};
 use crate::queue::spool::{Spool, Stored};
-use crate::util::fsync_dir;
 use crate::queue::Schedule;
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::util;
+use crate::util::fsync_dir;
 
 /// Messages worked on at once; more wait in the schedule.
 const MAX_JOBS: usize = 64;

@@ -2,12 +2,12 @@
 //! `cur/` created as needed (0700), a file written in `tmp/` in bounded steps,
 //! fsynced, renamed into `new/`; the caller fsyncs `new/` once per batch.
 
+use crate::util::fsync_dir;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use crate::util::fsync_dir;
 
 /// Bytes moved per read/write call inside one `step`.
 const CHUNK: usize = 64 * 1024;

@@ -22,7 +22,6 @@ pub enum Io {
 pub struct Conn {
     pub stream: TcpStream,
     pub peer: SocketAddr,
-    pub local: SocketAddr,
     /// Readiness reported by the poll and not yet used up by a `WouldBlock`.
     pub readable: bool,
     pub writable: bool,
@@ -30,15 +29,11 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(stream: TcpStream, peer: SocketAddr) -> Conn {
-        let local = stream
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         // Replies are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
         Conn {
             stream,
             peer,
-            local,
             // A fresh socket may already hold data; try before waiting.
             readable: true,
             writable: true,

@@ -46,10 +46,6 @@ pub struct DataDecoder {
 }
 
 impl DataDecoder {
-    pub fn new() -> DataDecoder {
-        DataDecoder::default()
-    }
-
     /// Consumes `input`, appending decoded message bytes to `out`.
     ///
     /// Once the end has been found, further calls consume nothing and report
@@ -260,7 +256,7 @@ mod tests {
 
     /// Feeds `pieces` one after another; returns output, total consumed, done, bare.
     fn run(pieces: &[&[u8]]) -> (Vec<u8>, usize, bool, bool) {
-        let mut d = DataDecoder::new();
+        let mut d = DataDecoder::default();
         let mut out = Vec::new();
         let mut consumed = 0;
         for p in pieces {
@@ -311,7 +307,7 @@ mod tests {
 
     #[test]
     fn after_done_nothing_is_consumed() {
-        let mut d = DataDecoder::new();
+        let mut d = DataDecoder::default();
         let mut out = Vec::new();
         assert!(d.feed(b".\r\n", &mut out).done);
         let again = d.feed(b"more", &mut out);

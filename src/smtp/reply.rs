@@ -32,10 +32,6 @@ impl Reply {
         }
     }
 
-    pub fn is_positive(&self) -> bool {
-        self.code < 400
-    }
-
     /// Appends the wire form (`250-…` continuation lines, `250 …` last line).
     pub fn write_to(&self, out: &mut Vec<u8>) {
         let mut s = String::new();
@@ -52,18 +48,6 @@ impl Reply {
             s.push_str("\r\n");
         }
         out.extend_from_slice(s.as_bytes());
-    }
-
-    /// The reply as one line for logs: `550 5.1.1 text`.
-    pub fn summary(&self) -> String {
-        let mut s = self.code.to_string();
-        if !self.status.is_empty() {
-            s.push(' ');
-            s.push_str(self.status);
-        }
-        s.push(' ');
-        s.push_str(self.lines.last().map(String::as_str).unwrap_or(""));
-        s
     }
 }
 

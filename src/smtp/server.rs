@@ -65,7 +65,11 @@ enum Mode {
     /// Between 354 and the final dot.
     Data(Body),
     /// Inside a BDAT chunk of `remaining` octets.
-    Bdat { size: u64, remaining: u64, last: bool },
+    Bdat {
+        size: u64,
+        remaining: u64,
+        last: bool,
+    },
     /// The message is being made durable; input waits.
     AwaitingCommit,
     /// QUIT or 421 sent: nothing more is read.
@@ -157,11 +161,6 @@ impl Session {
     /// for the choice of timeout.
     pub fn in_data(&self) -> bool {
         matches!(self.mode, Mode::Data(_) | Mode::Bdat { .. })
-    }
-
-    /// The EHLO/HELO name, for logs.
-    pub fn helo_name(&self) -> Option<&str> {
-        self.helo.as_ref().map(|(n, _)| n.as_str())
     }
 
     /// Consumes as much of `input` as the session can use now and returns how
@@ -343,7 +342,7 @@ impl Session {
         if txn.rcpts.len() >= self.config.max_recipients {
             return self.reply(Reply::new(452, "4.5.3", "Error: too many recipients"));
         }
-        if !txn.params.smtputf8 && !(rcpt.local.is_ascii() && rcpt.domain.is_ascii()) {
+        if !txn.params.smtputf8 && !rcpt.is_ascii() {
             return self.error(Reply::new(
                 553,
                 "5.6.7",
@@ -470,7 +469,12 @@ impl Session {
         };
         self.scratch.clear();
         let bare = bdat_finish(&mut state.pending_cr, &mut self.scratch) | state.bare;
-        accept_body(&mut state.body, &self.scratch, self.config.max_message_size, host);
+        accept_body(
+            &mut state.body,
+            &self.scratch,
+            self.config.max_message_size,
+            host,
+        );
         let body = std::mem::take(&mut state.body);
         self.finish_message(body, bare, host);
     }
