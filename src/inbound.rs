@@ -31,6 +31,7 @@ pub struct Shared<'a> {
     pub spool: &'a Spool,
     pub schedule: &'a mut Schedule,
     pub ids: &'a mut IdMaker,
+    pub space: &'a mut SpaceCheck,
     pub scratch: &'a mut [u8],
 }
 
@@ -244,13 +245,7 @@ impl Host for SpoolHost<'_, '_> {
             );
             return false;
         }
-        match free_space(&config.spool) {
-            Ok(free) if free < config.min_free_space => {
-                log::warn!("spool file system has {free} bytes free, under min_free_space");
-                false
-            }
-            _ => true,
-        }
+        self.shared.space.enough(config)
     }
 
     fn begin_message(&mut self, txn: &Transaction) -> Result<String, Reply> {
@@ -294,6 +289,42 @@ impl Host for SpoolHost<'_, '_> {
             self.shared.spool.discard(incoming);
             self.shared.schedule.incoming_ended();
         }
+    }
+}
+
+/// The spool's free space, asked of the file system at most once a second:
+/// a burst of MAIL commands costs one statvfs, not one each.
+#[derive(Debug)]
+pub struct SpaceCheck {
+    checked: Option<Instant>,
+    enough: bool,
+}
+
+impl SpaceCheck {
+    pub fn new() -> SpaceCheck {
+        SpaceCheck {
+            checked: None,
+            enough: true,
+        }
+    }
+
+    fn enough(&mut self, config: &Config) -> bool {
+        let now = Instant::now();
+        if self
+            .checked
+            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1))
+        {
+            return self.enough;
+        }
+        self.checked = Some(now);
+        self.enough = match free_space(&config.spool) {
+            Ok(free) if free < config.min_free_space => {
+                log::warn!("spool file system has {free} bytes free, under min_free_space");
+                false
+            }
+            _ => true,
+        };
+        self.enough
     }
 }
 

@@ -12,7 +12,7 @@ use mio::{Interest, Token};
 use crate::config::Config;
 use crate::deliver::local::{self, LocalDelivery};
 use crate::deliver::route::Router;
-use crate::inbound::{Inbound, Next, Shared};
+use crate::inbound::{Inbound, Next, Shared, SpaceCheck};
 use crate::net::conn::Conn;
 use crate::net::listen;
 use crate::queue::spool::{Incoming, Spool};
@@ -40,6 +40,7 @@ struct Server {
     spool: Spool,
     schedule: Schedule,
     ids: IdMaker,
+    space: SpaceCheck,
     delivery: LocalDelivery,
     /// Messages finished this turn, waiting for the group commit.
     commits: Vec<(Token, u64, Incoming)>,
@@ -60,7 +61,7 @@ pub fn run(config: Config, router: Router) -> io::Result<()> {
         log::info!("queue: {} messages resumed from the spool", recovered.len());
     }
     for id in recovered {
-        schedule.add(id);
+        schedule.add(id, false);
     }
     let reactor = Reactor::new()?;
     let mut owners = Slab::new();
@@ -83,6 +84,7 @@ pub fn run(config: Config, router: Router) -> io::Result<()> {
         spool,
         schedule,
         ids: IdMaker::default(),
+        space: SpaceCheck::new(),
         delivery: LocalDelivery::new(),
         commits: Vec::new(),
         scratch: vec![0; READ_CHUNK],
@@ -206,6 +208,7 @@ impl Server {
             spool: &self.spool,
             schedule: &mut self.schedule,
             ids: &mut self.ids,
+            space: &mut self.space,
             scratch: &mut self.scratch,
         };
         let next = inbound.drive(&mut shared);
@@ -237,6 +240,7 @@ impl Server {
             spool: &self.spool,
             schedule: &mut self.schedule,
             ids: &mut self.ids,
+            space: &mut self.space,
             scratch: &mut self.scratch,
         };
         if inbound.timed_out(&mut shared) == Next::Close {
@@ -259,10 +263,11 @@ impl Server {
             spool: &self.spool,
             schedule: &mut self.schedule,
             ids: &mut self.ids,
+            space: &mut self.space,
             scratch: &mut self.scratch,
         };
         inbound.close(&mut shared);
-        let _ = self.reactor.registry().deregister(&mut inbound.conn.stream);
+        // Closing the socket (dropping `inbound`) removes it from the poll.
         log::info!("disconnect from [{}]", inbound.conn.peer.ip());
     }
 
@@ -285,7 +290,7 @@ impl Server {
                 let reply = match result {
                     Ok(()) => {
                         log::info!("{id}: {summary} (queued)");
-                        self.schedule.add(id.clone());
+                        self.schedule.add(id.clone(), true);
                         Ok(id)
                     }
                     Err(e) => {

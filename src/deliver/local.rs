@@ -85,10 +85,10 @@ impl LocalDelivery {
     pub fn run(&mut self, ctx: &mut Ctx, mut budget: usize) {
         let now = Instant::now();
         while self.jobs.len() < MAX_JOBS {
-            let Some(id) = ctx.schedule.pop_due(now) else {
+            let Some((id, fresh)) = ctx.schedule.pop_due(now) else {
                 break;
             };
-            match self.start(ctx, &id) {
+            match self.start(ctx, &id, fresh) {
                 Some(job) => self.jobs.push(job),
                 None => ctx.schedule.removed(),
             }
@@ -129,8 +129,8 @@ impl LocalDelivery {
 
     /// Loads a message and plans its copies; None if it is gone or unreadable
     /// (logged), in which case it leaves the schedule.
-    fn start(&self, ctx: &mut Ctx, id: &str) -> Option<Job> {
-        let stored = match ctx.spool.load(id) {
+    fn start(&self, ctx: &mut Ctx, id: &str, fresh: bool) -> Option<Job> {
+        let stored = match ctx.spool.load(id, fresh) {
             Ok(s) => s,
             Err(e) => {
                 log::error!("{id}: cannot read queued message: {e}");
@@ -215,7 +215,7 @@ impl Job {
                     copy.state = CopyState::Done;
                     continue;
                 }
-                copy.state = match open_copy(spool, &self.id, &self.stored, copy) {
+                copy.state = match open_copy(spool, &self.id, &mut self.stored, copy) {
                     Ok(w) => CopyState::Writing(w),
                     Err(e) => CopyState::Failed(e),
                 };
@@ -293,7 +293,7 @@ impl Job {
             lines.push_str(&state_line(index, &outcome));
         }
         if !pending {
-            ctx.spool.remove(&self.id);
+            ctx.spool.remove(&self.id, self.stored.has_state);
             ctx.schedule.removed();
             log::info!("{}: removed", self.id);
             return;
@@ -311,11 +311,15 @@ impl Job {
 fn open_copy(
     spool: &Spool,
     id: &str,
-    stored: &Stored,
+    stored: &mut Stored,
     copy: &Copy,
 ) -> Result<MaildirWrite, String> {
-    let mut source =
-        File::open(spool.msg_path(id)).map_err(|e| format!("cannot open queue file: {e}"))?;
+    let mut source = match stored.file.take() {
+        Some(file) => file,
+        None => {
+            File::open(spool.msg_path(id)).map_err(|e| format!("cannot open queue file: {e}"))?
+        }
+    };
     source
         .seek(SeekFrom::Start(stored.offset))
         .map_err(|e| format!("cannot read queue file: {e}"))?;

@@ -28,6 +28,8 @@ pub struct MaildirWrite {
     /// The `tmp/` file is no longer ours to remove: renamed into `new/`, or
     /// already removed after an error.
     tmp_gone: bool,
+    /// Header lines not yet written.
+    header: Vec<u8>,
 }
 
 fn invalid(msg: &str) -> io::Error {
@@ -105,16 +107,26 @@ impl MaildirWrite {
         {
             return Err(invalid("line break in an envelope address"));
         }
-        make_dirs(maildir)?;
         let tmp = maildir.join("tmp").join(unique);
         // O_EXCL: an existing file is someone else's (or a collision); never
-        // truncate or remove it.
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        let mut w = MaildirWrite {
+        // truncate or remove it. The directories are made only when the open
+        // says they are missing, so a delivery to an existing Maildir costs
+        // no extra system calls.
+        let create = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+        };
+        let file = match create() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                make_dirs(maildir)?;
+                create()?
+            }
+            other => other?,
+        };
+        Ok(MaildirWrite {
             maildir: maildir.to_path_buf(),
             unique: unique.to_string(),
             tmp,
@@ -122,10 +134,10 @@ impl MaildirWrite {
             source,
             remaining: len,
             tmp_gone: false,
-        };
-        let header = format!("Return-Path: <{return_path}>\nDelivered-To: {delivered_to}\n");
-        w.file.write_all(header.as_bytes())?; // on error, drop removes tmp/
-        Ok(w)
+            // Written with the first chunk: one write for a small message.
+            header: format!("Return-Path: <{return_path}>\nDelivered-To: {delivered_to}\n")
+                .into_bytes(),
+        })
     }
 
     /// Copies at most `budget` bytes of the message; true when all is copied.
@@ -142,12 +154,15 @@ impl MaildirWrite {
     }
 
     fn copy(&mut self, budget: usize) -> io::Result<bool> {
-        let mut buf = [0u8; CHUNK];
+        let mut buf = vec![0u8; CHUNK.min(self.header.len() + self.remaining as usize)];
+        let header = std::mem::take(&mut self.header);
+        buf[..header.len()].copy_from_slice(&header);
+        let mut filled = header.len();
         let mut left = self.remaining.min(budget as u64);
-        while left > 0 {
-            let want = left.min(CHUNK as u64) as usize;
-            let n = match self.source.read(&mut buf[..want]) {
-                Ok(0) => {
+        while left > 0 || filled > 0 {
+            let want = left.min((buf.len() - filled) as u64) as usize;
+            let n = match self.source.read(&mut buf[filled..filled + want]) {
+                Ok(0) if want > 0 => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         format!("spool file truncated: {} bytes missing", self.remaining),
@@ -157,7 +172,8 @@ impl MaildirWrite {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            self.file.write_all(&buf[..n])?;
+            self.file.write_all(&buf[..filled + n])?;
+            filled = 0;
             left -= n as u64;
             self.remaining -= n as u64;
         }

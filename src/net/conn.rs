@@ -40,12 +40,19 @@ impl Conn {
         }
     }
 
-    /// Reads once into `buf`.
+    /// Reads once into `buf`. A read that did not fill `buf` drained the
+    /// socket: under edge-triggered polling any later data brings a new event,
+    /// so readiness is dropped without spending a system call on WouldBlock.
     pub fn read(&mut self, buf: &mut [u8]) -> Io {
         loop {
             match self.stream.read(buf) {
                 Ok(0) => return Io::Closed,
-                Ok(n) => return Io::Done(n),
+                Ok(n) => {
+                    if n < buf.len() {
+                        self.readable = false;
+                    }
+                    return Io::Done(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.readable = false;
                     return Io::WouldBlock;

@@ -37,7 +37,8 @@ impl IdMaker {
 /// Scheduling state of the queue.
 #[derive(Debug, Default)]
 pub struct Schedule {
-    due: BinaryHeap<Reverse<(Instant, String)>>,
+    /// (when, id, fresh): fresh messages have had no attempt, so no state file.
+    due: BinaryHeap<Reverse<(Instant, String, bool)>>,
     /// Committed messages not yet removed.
     committed: usize,
     /// Messages being received right now (counted against the cap).
@@ -57,15 +58,15 @@ impl Schedule {
         self.incoming = self.incoming.saturating_sub(1);
     }
 
-    /// A message was committed (or found at start): deliver it now.
-    pub fn add(&mut self, id: String) {
+    /// A message was committed (`fresh`) or found at start: deliver it now.
+    pub fn add(&mut self, id: String, fresh: bool) {
         self.committed += 1;
-        self.due.push(Reverse((Instant::now(), id)));
+        self.due.push(Reverse((Instant::now(), id, fresh)));
     }
 
     /// A delivery attempt left recipients pending: try again after `wait`.
     pub fn retry(&mut self, id: String, wait: Duration) {
-        self.due.push(Reverse((Instant::now() + wait, id)));
+        self.due.push(Reverse((Instant::now() + wait, id, false)));
     }
 
     /// The message is gone from the spool.
@@ -73,10 +74,12 @@ impl Schedule {
         self.committed = self.committed.saturating_sub(1);
     }
 
-    /// The next message due now, if any.
-    pub fn pop_due(&mut self, now: Instant) -> Option<String> {
+    /// The next message due now, if any, and whether it is fresh.
+    pub fn pop_due(&mut self, now: Instant) -> Option<(String, bool)> {
         match self.due.peek() {
-            Some(Reverse((at, _))) if *at <= now => self.due.pop().map(|Reverse((_, id))| id),
+            Some(Reverse((at, _, _))) if *at <= now => {
+                self.due.pop().map(|Reverse((_, id, fresh))| (id, fresh))
+            }
             _ => None,
         }
     }
@@ -85,7 +88,7 @@ impl Schedule {
     pub fn next_due_in(&self, now: Instant) -> Option<Duration> {
         self.due
             .peek()
-            .map(|Reverse((at, _))| at.saturating_duration_since(now))
+            .map(|Reverse((at, _, _))| at.saturating_duration_since(now))
     }
 }
 
@@ -107,10 +110,10 @@ mod tests {
     #[test]
     fn schedule_orders_by_due_time() {
         let mut s = Schedule::default();
-        s.add("A".into());
+        s.add("A".into(), true);
         s.retry("B".into(), Duration::from_secs(60));
         let now = Instant::now();
-        assert_eq!(s.pop_due(now).as_deref(), Some("A"));
+        assert_eq!(s.pop_due(now), Some(("A".to_string(), true)));
         assert_eq!(s.pop_due(now), None);
         assert!(s.next_due_in(now).unwrap() > Duration::from_secs(50));
         assert_eq!(

@@ -27,10 +27,15 @@ pub struct Spool {
 }
 
 /// A message being received into `tmp/`.
+/// Small writes are gathered up to this size: a typical message is written
+/// with one system call.
+const WRITE_BUFFER: usize = 8 * 1024;
+
 #[derive(Debug)]
 pub struct Incoming {
     pub id: String,
     file: File,
+    buffer: Vec<u8>,
     path: PathBuf,
     /// Bytes of the message written (the head not counted).
     pub size: u64,
@@ -40,9 +45,23 @@ pub struct Incoming {
 
 impl Incoming {
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)?;
         self.size += bytes.len() as u64;
+        if self.buffer.len() + bytes.len() <= WRITE_BUFFER {
+            self.buffer.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.flush()?;
+        if bytes.len() >= WRITE_BUFFER {
+            return self.file.write_all(bytes);
+        }
+        self.buffer.extend_from_slice(bytes);
         Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let result = self.file.write_all(&self.buffer);
+        self.buffer.clear();
+        result
     }
 }
 
@@ -51,6 +70,11 @@ impl Incoming {
 pub struct Stored {
     pub envelope: Envelope,
     pub state: State,
+    /// Whether a state file may exist (it is never made before the first
+    /// attempt ends).
+    pub has_state: bool,
+    /// The open spool file, for the first copy to read from.
+    pub file: Option<File>,
     /// Where the message starts in the file, and its length.
     pub offset: u64,
     pub len: u64,
@@ -77,18 +101,17 @@ impl Spool {
     /// Starts a message: `tmp/ID` created exclusively, the head written.
     pub fn create(&self, id: &str, envelope: &Envelope) -> io::Result<Incoming> {
         let path = self.tmp.join(id);
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&path)?;
-        if let Err(e) = file.write_all(envelope.to_text().as_bytes()) {
-            let _ = fs::remove_file(&path);
-            return Err(e);
-        }
+        let mut buffer = Vec::with_capacity(WRITE_BUFFER);
+        buffer.extend_from_slice(envelope.to_text().as_bytes());
         Ok(Incoming {
             id: id.to_string(),
             file,
+            buffer,
             path,
             size: 0,
             summary: format!("from=<{}>, nrcpt={}", envelope.from, envelope.rcpts.len()),
@@ -106,10 +129,10 @@ impl Spool {
     /// result per message, in order; a failed one has been removed.
     pub fn commit(&self, batch: Vec<Incoming>) -> Vec<(String, io::Result<()>)> {
         let mut results: Vec<(String, io::Result<()>)> = Vec::with_capacity(batch.len());
-        for incoming in batch {
+        for mut incoming in batch {
             let result = incoming
-                .file
-                .sync_data()
+                .flush()
+                .and_then(|()| incoming.file.sync_data())
                 .and_then(|()| fs::rename(&incoming.path, self.msg.join(&incoming.id)));
             if result.is_err() {
                 let _ = fs::remove_file(&incoming.path);
@@ -160,23 +183,30 @@ impl Spool {
         Ok(ids)
     }
 
-    /// Reads a committed message's envelope and state.
-    pub fn load(&self, id: &str) -> io::Result<Stored> {
+    /// Reads a committed message's envelope and, unless it is `fresh` (no
+    /// attempt has ended yet, so there is none), its state file.
+    pub fn load(&self, id: &str, fresh: bool) -> io::Result<Stored> {
         let mut file = File::open(self.msg.join(id))?;
         let total = file.metadata()?.len();
         let mut head = Vec::new();
         (&mut file).take(MAX_HEAD).read_to_end(&mut head)?;
         let (envelope, offset) = Envelope::parse(&head)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "corrupt envelope"))?;
-        let state_text = match fs::read_to_string(self.state.join(id)) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(e),
+        let state_text = if fresh {
+            String::new()
+        } else {
+            match fs::read_to_string(self.state.join(id)) {
+                Ok(t) => t,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(e),
+            }
         };
         let state = State::parse(&state_text, envelope.rcpts.len());
         Ok(Stored {
             envelope,
             state,
+            has_state: !fresh,
+            file: Some(file),
             offset: offset as u64,
             len: total - offset as u64,
         })
@@ -201,9 +231,11 @@ impl Spool {
 
     /// Removes a message whose recipients are all done. Not fsynced: if the
     /// removal is lost in a crash, the redelivery is recognised and skipped.
-    pub fn remove(&self, id: &str) {
+    pub fn remove(&self, id: &str, has_state: bool) {
         let _ = fs::remove_file(self.msg.join(id));
-        let _ = fs::remove_file(self.state.join(id));
+        if has_state {
+            let _ = fs::remove_file(self.state.join(id));
+        }
     }
 }
 
@@ -247,14 +279,14 @@ mod tests {
         assert!(!root.join("tmp/B").exists(), "unfinished file removed");
         assert!(!root.join("state/ORPHAN").exists(), "orphan state removed");
 
-        let stored = spool.load("A").unwrap();
+        let stored = spool.load("A", false).unwrap();
         assert_eq!(stored.envelope, envelope());
         assert_eq!(stored.state.attempts, 1);
         assert_eq!(stored.len, 18);
         let data = fs::read(spool.msg_path("A")).unwrap();
         assert_eq!(&data[stored.offset as usize..], b"Subject: x\n\nhello\n");
 
-        spool.remove("A");
+        spool.remove("A", true);
         assert!(spool.recover().unwrap().is_empty());
         fs::remove_dir_all(&root).unwrap();
     }
