@@ -3,6 +3,7 @@
 
 mod config;
 mod deliver;
+mod durable;
 mod inbound;
 mod net;
 mod queue;

@@ -12,6 +12,7 @@ use mio::{Interest, Token};
 use crate::config::Config;
 use crate::deliver::local::{self, LocalDelivery};
 use crate::deliver::route::Router;
+use crate::durable::Durability;
 use crate::inbound::{Inbound, Next, Shared, SpaceCheck};
 use crate::net::conn::Conn;
 use crate::net::listen;
@@ -42,6 +43,7 @@ struct Server {
     ids: IdMaker,
     space: SpaceCheck,
     delivery: LocalDelivery,
+    durability: Durability,
     /// Messages finished this turn, waiting for the group commit.
     commits: Vec<(Token, u64, Incoming)>,
     scratch: Vec<u8>,
@@ -75,6 +77,7 @@ pub fn run(config: Config, router: Router) -> io::Result<()> {
         }
         log::info!("listening on {}", l.addr);
     }
+    let sync_method = config.sync_method;
     let mut server = Server {
         listeners: config.listen.len(),
         config,
@@ -86,6 +89,7 @@ pub fn run(config: Config, router: Router) -> io::Result<()> {
         ids: IdMaker::default(),
         space: SpaceCheck::new(),
         delivery: LocalDelivery::new(),
+        durability: Durability::new(sync_method),
         commits: Vec::new(),
         scratch: vec![0; READ_CHUNK],
     };
@@ -102,7 +106,7 @@ impl Server {
         let mut expired = Vec::new();
         loop {
             let now = Instant::now();
-            let limit = if self.delivery.busy() {
+            let limit = if self.delivery.busy() || !self.commits.is_empty() {
                 Some(Duration::ZERO)
             } else {
                 self.schedule.next_due_in(now)
@@ -114,14 +118,7 @@ impl Server {
             for (token, generation) in expired.drain(..) {
                 self.timer(token, generation);
             }
-            self.commit();
-            let mut ctx = local::Ctx {
-                config: &self.config,
-                router: &self.router,
-                spool: &self.spool,
-                schedule: &mut self.schedule,
-            };
-            self.delivery.run(&mut ctx, DELIVERY_BUDGET);
+            self.end_turn();
         }
     }
 
@@ -271,37 +268,100 @@ impl Server {
         log::info!("disconnect from [{}]", inbound.conn.peer.ip());
     }
 
-    /// The group commit: every message finished this turn becomes durable with
-    /// one directory fsync, then each session gets its 250 (or 451) and may go
-    /// on with input it had pipelined, which can finish more messages.
-    fn commit(&mut self) {
-        while !self.commits.is_empty() {
-            let batch = std::mem::take(&mut self.commits);
-            let mut owners = Vec::with_capacity(batch.len());
-            let mut files = Vec::with_capacity(batch.len());
-            for (token, generation, incoming) in batch {
-                let summary = format!("{}, size={}", incoming.summary, incoming.size);
-                owners.push((token, generation, summary));
-                files.push(incoming);
-            }
-            let results = self.spool.commit(files);
-            for ((token, generation, summary), (id, result)) in owners.into_iter().zip(results) {
-                self.schedule.incoming_ended();
-                let reply = match result {
-                    Ok(()) => {
-                        log::info!("{id}: {summary} (queued)");
-                        self.schedule.add(id.clone(), true);
-                        Ok(id)
-                    }
-                    Err(e) => {
-                        log::error!("{id}: commit failed: {e}");
-                        Err(Reply::new(451, "4.3.0", "Error: queue file write error"))
-                    }
-                };
-                if let Some(Owner::Inbound(inbound)) = self.owners.get_gen_mut(token, generation) {
-                    inbound.session.commit_done(reply);
-                    self.drive(token);
+    /// The end of a loop turn, the group commit: every message finished and
+    /// every Maildir copy written in this turn is made durable by two barriers
+    /// shared by all of them (file data, then the directories they are renamed
+    /// into). Only then are the 250s sent and delivery outcomes recorded.
+    fn end_turn(&mut self) {
+        // Write out what sessions buffered; a failed write fails its message.
+        let mut batch: Vec<(Token, u64, String, io::Result<Incoming>)> = Vec::new();
+        for (token, generation, mut incoming) in std::mem::take(&mut self.commits) {
+            let summary = format!("{}, size={}", incoming.summary, incoming.size);
+            let result = incoming.flush().map(|()| incoming);
+            batch.push((token, generation, summary, result));
+        }
+        let mut ctx = local::Ctx {
+            config: &self.config,
+            router: &self.router,
+            spool: &self.spool,
+            schedule: &mut self.schedule,
+        };
+        self.delivery.work(&mut ctx, DELIVERY_BUDGET);
+        if batch.is_empty() && !self.delivery.has_written() {
+            // Nothing to sync; copies that failed or were found already
+            // delivered still conclude their messages.
+            self.delivery.settle(&mut ctx, &[], &[]);
+            return;
+        }
+
+        // Barrier one: file data.
+        let msg_dir = self.spool.msg_dir().to_path_buf();
+        let spool_files = batch.iter().filter_map(|(_, _, _, r)| r.as_ref().ok());
+        let mut files: Vec<(&std::fs::File, &std::path::Path)> =
+            spool_files.map(|i| (i.file(), msg_dir.as_path())).collect();
+        let spool_count = files.len();
+        files.extend(self.delivery.written());
+        let mut synced = self.durability.sync_files(&files).into_iter();
+        drop(files);
+        let spool_synced: Vec<io::Result<()>> = synced.by_ref().take(spool_count).collect();
+        let delivery_synced: Vec<io::Result<()>> = synced.collect();
+
+        // Publish: rename into msg/ and into the Maildirs' new/.
+        let mut spool_synced = spool_synced.into_iter();
+        let mut published: Vec<(Token, u64, String, io::Result<String>)> = Vec::new();
+        for (token, generation, summary, result) in batch {
+            let result = result.and_then(|incoming| {
+                spool_synced
+                    .next()
+                    .unwrap_or_else(|| Err(io::ErrorKind::Other.into()))?;
+                let id = incoming.id.clone();
+                self.spool.publish(incoming).map(|()| id)
+            });
+            published.push((token, generation, summary, result));
+        }
+        let mut dirs = self.delivery.publish(delivery_synced);
+        let spool_published = published.iter().any(|(_, _, _, r)| r.is_ok());
+        if spool_published {
+            dirs.push(msg_dir.clone());
+        }
+
+        // Barrier two: the directories.
+        let dir_results = self.durability.sync_dirs(&dirs);
+        let msg_dir_result = match dirs.iter().position(|d| *d == msg_dir) {
+            Some(i) => dir_results[i].as_ref().map(|_| ()).map_err(|e| e.kind()),
+            None => Ok(()),
+        };
+        let mut ctx = local::Ctx {
+            config: &self.config,
+            router: &self.router,
+            spool: &self.spool,
+            schedule: &mut self.schedule,
+        };
+        self.delivery.settle(&mut ctx, &dirs, &dir_results);
+
+        // Acknowledge.
+        for (token, generation, summary, result) in published {
+            self.schedule.incoming_ended();
+            let reply = match result.and_then(|id| match msg_dir_result {
+                Ok(()) => Ok(id),
+                Err(kind) => {
+                    self.spool.unpublish(&id);
+                    Err(io::Error::from(kind))
                 }
+            }) {
+                Ok(id) => {
+                    log::info!("{id}: {summary} (queued)");
+                    self.schedule.add(id.clone(), true);
+                    Ok(id)
+                }
+                Err(e) => {
+                    log::error!("queue commit failed: {e}");
+                    Err(Reply::new(451, "4.3.0", "Error: queue file write error"))
+                }
+            };
+            if let Some(Owner::Inbound(inbound)) = self.owners.get_gen_mut(token, generation) {
+                inbound.session.commit_done(reply);
+                self.drive(token);
             }
         }
     }

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::durable::SyncMethod;
+
 use values::*;
 
 /// Exit status for a configuration error (sysexits.h EX_CONFIG).
@@ -63,6 +65,9 @@ pub struct Config {
     /// delivery, doubled per attempt up to the maximum. Defaults 1m and 1h.
     pub retry_min: Duration,
     pub retry_max: Duration,
+    /// `sync_method fsync|syncfs`: how each loop turn's writes are made durable
+    /// (see `durable.rs`). Default `fsync`.
+    pub sync_method: SyncMethod,
 }
 
 /// A configuration error, shown as `file:line: message` (line 0: the file itself).
@@ -89,7 +94,7 @@ const KEYS: &[&str] = &[
     "hostname", "listen", "spool", "maildir", "local_domains", "users", "aliases",
     "recipient_delimiter", "max_connections", "max_message_size", "max_recipients",
     "max_errors", "max_queue_messages", "min_free_space", "command_timeout", "data_timeout",
-    "retry_min", "retry_max",
+    "retry_min", "retry_max", "sync_method",
 ];
 
 /// Keys that may appear on several lines, each line adding to the list.
@@ -138,6 +143,7 @@ impl Config {
             data_timeout: Duration::from_secs(300),
             retry_min: Duration::from_secs(60),
             retry_max: Duration::from_secs(3600),
+            sync_method: SyncMethod::Fsync,
         };
         // Key -> the line that (last) set it, for duplicates and cross-key errors.
         let mut seen: Vec<(&str, usize)> = Vec::new();
@@ -241,6 +247,13 @@ impl Config {
             "data_timeout" => self.data_timeout = duration(key, value)?,
             "retry_min" => self.retry_min = duration(key, value)?,
             "retry_max" => self.retry_max = duration(key, value)?,
+            "sync_method" => {
+                self.sync_method = match value {
+                    "fsync" => SyncMethod::Fsync,
+                    "syncfs" => SyncMethod::Syncfs,
+                    _ => return Err(format!("'{key}' must be fsync or syncfs, not '{value}'")),
+                }
+            }
             _ => return Err(format!("unknown key '{key}'")),
         }
         Ok(())
@@ -314,6 +327,13 @@ impl Config {
         line("data_timeout", &show_duration(self.data_timeout));
         line("retry_min", &show_duration(self.retry_min));
         line("retry_max", &show_duration(self.retry_max));
+        line(
+            "sync_method",
+            &match self.sync_method {
+                SyncMethod::Fsync => "fsync",
+                SyncMethod::Syncfs => "syncfs",
+            },
+        );
         for (key, file) in [("users", &self.users), ("aliases", &self.aliases)] {
             match file {
                 Some(p) => line(key, &p.display()),
@@ -349,7 +369,7 @@ mod tests {
              recipient_delimiter +\nmax_connections 100\nmax_message_size 25M\n\
              max_recipients 100\nmax_errors 10\nmax_queue_messages 10000\n\
              min_free_space 100M\ncommand_timeout 5m\ndata_timeout 5m\nretry_min 1m\n\
-             retry_max 1h\n# users (not set)\n# aliases (not set)\n"
+             retry_max 1h\nsync_method fsync\n# users (not set)\n# aliases (not set)\n"
         );
         assert_eq!(c.render(), want);
         assert_eq!(
@@ -444,7 +464,7 @@ mod tests {
             local_domains example.org example.net\nrecipient_delimiter none\n\
             max_connections 7\nmax_message_size 1000\nmax_recipients 3\nmax_errors 4\n\
             max_queue_messages 5\nmin_free_space 0\ncommand_timeout 61s\ndata_timeout 2h\n\
-            retry_min 90s\nretry_max 3d\nusers /etc/picomta/users\naliases /etc/aliases\n";
+            retry_min 90s\nretry_max 3d\nsync_method syncfs\nusers /etc/picomta/users\naliases /etc/aliases\n";
         let rendered = parse(full).expect("ok").render();
         assert_eq!(rendered, format!("# picomta effective settings\n{full}"));
         let default = parse("").expect("ok").render();

@@ -3,10 +3,9 @@
 //! never stalls the sessions), fsyncs each touched `new/` directory once per
 //! turn, then records every recipient's outcome and removes finished messages.
 
-use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
-use std::path::PathBuf;
+use std::io::{self, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::maildir::{already_delivered, unique_name, MaildirWrite};
@@ -17,7 +16,6 @@ use crate::queue::spool::{Spool, Stored};
 use crate::queue::Schedule;
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::util;
-use crate::util::fsync_dir;
 
 /// Messages worked on at once; more wait in the schedule.
 const MAX_JOBS: usize = 64;
@@ -36,8 +34,10 @@ struct Copy {
 enum CopyState {
     Waiting,
     Writing(MaildirWrite),
-    /// Renamed into `new/`; counts once `new/` is fsynced.
-    Renamed,
+    /// Wholly written; waits for this turn's data barrier.
+    Written(MaildirWrite),
+    /// Renamed into this `new/`; counts once the directory barrier is passed.
+    Renamed(PathBuf),
     Done,
     Failed(String),
 }
@@ -76,13 +76,20 @@ impl LocalDelivery {
         }
     }
 
+    /// Copies wait for the data barrier.
+    pub fn has_written(&self) -> bool {
+        self.copies()
+            .any(|c| matches!(c.state, CopyState::Written(_)))
+    }
+
     /// True while there is delivery work that should not wait for the poll.
     pub fn busy(&self) -> bool {
         !self.jobs.is_empty()
     }
 
-    /// One turn of delivery work: at most `budget` bytes copied.
-    pub fn run(&mut self, ctx: &mut Ctx, mut budget: usize) {
+    /// Phase one of a turn: starts due messages and writes copies, at most
+    /// `budget` bytes. Finished copies wait for the turn's data barrier.
+    pub fn work(&mut self, ctx: &mut Ctx, mut budget: usize) {
         let now = Instant::now();
         while self.jobs.len() < MAX_JOBS {
             let Some((id, fresh)) = ctx.schedule.pop_due(now) else {
@@ -93,28 +100,73 @@ impl LocalDelivery {
                 None => ctx.schedule.removed(),
             }
         }
-        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
         for job in &mut self.jobs {
             if budget == 0 {
                 break;
             }
-            budget = job.step(ctx.spool, budget, &mut dirs);
+            budget = job.step(ctx.spool, budget);
         }
-        // One fsync per touched directory makes every rename into it durable.
-        for dir in &dirs {
-            let result = fsync_dir(dir);
-            for job in &mut self.jobs {
-                for copy in &mut job.copies {
-                    if matches!(copy.state, CopyState::Renamed) && copy.dir.join("new") == *dir {
-                        copy.state = match &result {
-                            Ok(()) => CopyState::Done,
-                            Err(e) => {
-                                CopyState::Failed(format!("cannot sync {}: {e}", dir.display()))
-                            }
-                        };
-                    }
-                }
+    }
+
+    /// The copies waiting for the data barrier, each with its Maildir (which
+    /// names the file system), in a fixed order that [`Self::publish`] follows.
+    pub fn written(&self) -> Vec<(&File, &Path)> {
+        self.copies()
+            .filter_map(|c| match &c.state {
+                CopyState::Written(w) => Some((w.file(), c.dir.as_path())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Phase two: given the data barrier's results (in [`Self::written`]'s
+    /// order), renames the synced copies into `new/`; returns the directories
+    /// the directory barrier must sync.
+    pub fn publish(&mut self, results: Vec<io::Result<()>>) -> Vec<PathBuf> {
+        let mut results = results.into_iter();
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for copy in self.copies_mut() {
+            if !matches!(copy.state, CopyState::Written(_)) {
+                continue;
             }
+            let CopyState::Written(writer) = std::mem::replace(&mut copy.state, CopyState::Waiting)
+            else {
+                continue;
+            };
+            let synced = results
+                .next()
+                .unwrap_or_else(|| Err(io::ErrorKind::Other.into()));
+            copy.state = match synced.and_then(|()| writer.publish()) {
+                Ok(new_dir) => {
+                    if !dirs.contains(&new_dir) {
+                        dirs.push(new_dir.clone());
+                    }
+                    CopyState::Renamed(new_dir)
+                }
+                Err(e) => CopyState::Failed(format!("maildir write failed: {e}")),
+            };
+        }
+        dirs
+    }
+
+    /// Phase three: given the directory barrier's results, the renamed copies
+    /// are delivered (or failed); finished messages are concluded.
+    pub fn settle(&mut self, ctx: &mut Ctx, dirs: &[PathBuf], results: &[io::Result<()>]) {
+        for copy in self.copies_mut() {
+            let CopyState::Renamed(new_dir) = &copy.state else {
+                continue;
+            };
+            let result = dirs
+                .iter()
+                .position(|d| d == new_dir)
+                .and_then(|i| results.get(i));
+            copy.state = match result {
+                Some(Ok(())) => CopyState::Done,
+                Some(Err(e)) => {
+                    CopyState::Failed(format!("cannot sync {}: {e}", new_dir.display()))
+                }
+                None => CopyState::Failed(format!("{} was not synced", new_dir.display())),
+            };
         }
         let mut i = 0;
         while i < self.jobs.len() {
@@ -125,6 +177,14 @@ impl LocalDelivery {
                 i += 1;
             }
         }
+    }
+
+    fn copies(&self) -> impl Iterator<Item = &Copy> {
+        self.jobs.iter().flat_map(|j| j.copies.iter())
+    }
+
+    fn copies_mut(&mut self) -> impl Iterator<Item = &mut Copy> {
+        self.jobs.iter_mut().flat_map(|j| j.copies.iter_mut())
     }
 
     /// Loads a message and plans its copies; None if it is gone or unreadable
@@ -205,7 +265,7 @@ impl LocalDelivery {
 
 impl Job {
     /// Advances this job's copies within `budget` bytes; returns what is left.
-    fn step(&mut self, spool: &Spool, mut budget: usize, dirs: &mut BTreeSet<PathBuf>) -> usize {
+    fn step(&mut self, spool: &Spool, mut budget: usize) -> usize {
         for copy in &mut self.copies {
             if budget == 0 {
                 break;
@@ -220,31 +280,24 @@ impl Job {
                     Err(e) => CopyState::Failed(e),
                 };
             }
-            if let CopyState::Writing(_) = copy.state {
-                let CopyState::Writing(mut writer) =
-                    std::mem::replace(&mut copy.state, CopyState::Waiting)
-                else {
-                    continue;
-                };
-                let chunk = budget.min(1 << 20);
-                budget -= chunk.min(self.stored.len as usize).max(1);
-                match writer.step(chunk) {
-                    Ok(false) => copy.state = CopyState::Writing(writer),
-                    Ok(true) => {
-                        copy.state = match writer.finish() {
-                            Ok(new_dir) => {
-                                dirs.insert(new_dir);
-                                CopyState::Renamed
-                            }
-                            Err(e) => CopyState::Failed(format!("maildir write failed: {e}")),
-                        };
-                    }
-                    Err(e) => {
-                        writer.abandon();
-                        copy.state = CopyState::Failed(format!("maildir write failed: {e}"));
-                    }
-                }
+            if !matches!(copy.state, CopyState::Writing(_)) {
+                continue;
             }
+            let CopyState::Writing(mut writer) =
+                std::mem::replace(&mut copy.state, CopyState::Waiting)
+            else {
+                continue;
+            };
+            let chunk = budget.min(1 << 20);
+            budget -= chunk.min(self.stored.len as usize).max(1);
+            copy.state = match writer.step(chunk) {
+                Ok(false) => CopyState::Writing(writer),
+                Ok(true) => CopyState::Written(writer),
+                Err(e) => {
+                    writer.abandon();
+                    CopyState::Failed(format!("maildir write failed: {e}"))
+                }
+            };
         }
         budget
     }

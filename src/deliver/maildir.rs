@@ -180,17 +180,28 @@ impl MaildirWrite {
         Ok(self.remaining == 0)
     }
 
-    /// fsyncs the file and renames it into `new/`; returns the `new/` directory,
-    /// which the caller must fsync (once for all files of a batch) before the
-    /// delivery counts as done. On error the `tmp/` file is removed.
-    pub fn finish(mut self) -> io::Result<PathBuf> {
+    /// The file being written, for the caller's data barrier.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// fsyncs the file and renames it into `new/`; see [`MaildirWrite::publish`].
+    #[cfg(test)]
+    pub fn finish(self) -> io::Result<PathBuf> {
+        self.file.sync_all()?;
+        self.publish()
+    }
+
+    /// Renames the whole, already synced file into `new/` and returns that
+    /// directory, which the caller must sync (once for all files of a batch)
+    /// before the delivery counts as done. On error the `tmp/` file is removed.
+    pub fn publish(mut self) -> io::Result<PathBuf> {
         if self.tmp_gone {
             return Err(io::Error::other("Maildir write already failed"));
         }
-        if self.remaining != 0 {
+        if self.remaining != 0 || !self.header.is_empty() {
             return Err(invalid("Maildir write finished before the whole message"));
         }
-        self.file.sync_all()?;
         let new_dir = self.maildir.join("new");
         fs::rename(&self.tmp, new_dir.join(&self.unique))?;
         self.tmp_gone = true;

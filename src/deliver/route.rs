@@ -285,6 +285,7 @@ mod tests {
             data_timeout: mins(5),
             retry_min: mins(1),
             retry_max: mins(60),
+            sync_method: crate::durable::SyncMethod::Fsync,
         }
     }
 

@@ -117,8 +117,8 @@ mod tests {
         assert_eq!(s.pop_due(now), None);
         assert!(s.next_due_in(now).unwrap() > Duration::from_secs(50));
         assert_eq!(
-            s.pop_due(now + Duration::from_secs(61)).as_deref(),
-            Some("B")
+            s.pop_due(now + Duration::from_secs(61)),
+            Some(("B".to_string(), false))
         );
     }
 }

@@ -44,6 +44,11 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// The open spool file, for the turn's data barrier.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.size += bytes.len() as u64;
         if self.buffer.len() + bytes.len() <= WRITE_BUFFER {
@@ -58,7 +63,8 @@ impl Incoming {
         Ok(())
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    /// Writes out what is buffered.
+    pub fn flush(&mut self) -> io::Result<()> {
         let result = self.file.write_all(&self.buffer);
         self.buffer.clear();
         result
@@ -124,34 +130,25 @@ impl Spool {
         let _ = fs::remove_file(&incoming.path);
     }
 
-    /// Commits a batch: each file is fsynced and renamed into `msg/`, then
-    /// `msg/` is fsynced once for all of them (the group commit). Returns one
-    /// result per message, in order; a failed one has been removed.
-    pub fn commit(&self, batch: Vec<Incoming>) -> Vec<(String, io::Result<()>)> {
-        let mut results: Vec<(String, io::Result<()>)> = Vec::with_capacity(batch.len());
-        for mut incoming in batch {
-            let result = incoming
-                .flush()
-                .and_then(|()| incoming.file.sync_data())
-                .and_then(|()| fs::rename(&incoming.path, self.msg.join(&incoming.id)));
-            if result.is_err() {
-                let _ = fs::remove_file(&incoming.path);
-            }
-            results.push((incoming.id, result));
+    /// The directory committed messages are renamed into.
+    pub fn msg_dir(&self) -> &Path {
+        &self.msg
+    }
+
+    /// Renames a written and synced message into `msg/`. The rename counts
+    /// (and the 250 may be sent) only after `msg/` is synced; if that fails,
+    /// [`Spool::unpublish`] takes the message back. On error the file is removed.
+    pub fn publish(&self, incoming: Incoming) -> io::Result<()> {
+        let result = fs::rename(&incoming.path, self.msg.join(&incoming.id));
+        if result.is_err() {
+            let _ = fs::remove_file(&incoming.path);
         }
-        if results.iter().any(|(_, r)| r.is_ok()) {
-            if let Err(e) = fsync_dir(&self.msg) {
-                // The renames may not survive a crash: none of them may be
-                // acknowledged. Take them back out of the queue.
-                for (id, r) in &mut results {
-                    if r.is_ok() {
-                        let _ = fs::remove_file(self.msg.join(&*id));
-                        *r = Err(io::Error::new(e.kind(), e.to_string()));
-                    }
-                }
-            }
-        }
-        results
+        result
+    }
+
+    /// Takes back a published message that was never acknowledged.
+    pub fn unpublish(&self, id: &str) {
+        let _ = fs::remove_file(self.msg.join(id));
     }
 
     /// Start-up recovery: removes unacknowledged files from `tmp/` and state
@@ -268,8 +265,9 @@ mod tests {
         let mut a = spool.create("A", &envelope()).unwrap();
         a.write(b"Subject: x\n\nhello\n").unwrap();
         let unfinished = spool.create("B", &envelope()).unwrap();
-        let results = spool.commit(vec![a]);
-        assert!(results[0].1.is_ok());
+        a.flush().unwrap();
+        a.file().sync_data().unwrap();
+        spool.publish(a).unwrap();
         drop(unfinished);
         spool.append_state("A", "attempts 1\n").unwrap();
         fs::write(root.join("state/ORPHAN"), "0 sent\n").unwrap();
