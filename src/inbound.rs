@@ -28,7 +28,7 @@ const PENDING_CAP: usize = 4 * MAX_COMMAND_LINE;
 pub struct Shared<'a> {
     pub config: &'a Config,
     pub router: &'a Router,
-    pub spool: &'a Spool,
+    pub spool: &'a mut Spool,
     pub schedule: &'a mut Schedule,
     pub ids: &'a mut IdMaker,
     pub space: &'a mut SpaceCheck,

@@ -55,7 +55,7 @@ pub fn run(config: Config, router: Router) -> io::Result<()> {
         env!("CARGO_PKG_VERSION"),
         config.path.display()
     );
-    let spool =
+    let mut spool =
         Spool::open(&config.spool).map_err(|e| context(e, "spool", &config.spool.display()))?;
     let mut schedule = Schedule::default();
     let recovered = spool.recover()?;
@@ -202,7 +202,7 @@ impl Server {
         let mut shared = Shared {
             config: &self.config,
             router: &self.router,
-            spool: &self.spool,
+            spool: &mut self.spool,
             schedule: &mut self.schedule,
             ids: &mut self.ids,
             space: &mut self.space,
@@ -234,7 +234,7 @@ impl Server {
         let mut shared = Shared {
             config: &self.config,
             router: &self.router,
-            spool: &self.spool,
+            spool: &mut self.spool,
             schedule: &mut self.schedule,
             ids: &mut self.ids,
             space: &mut self.space,
@@ -257,7 +257,7 @@ impl Server {
         let mut shared = Shared {
             config: &self.config,
             router: &self.router,
-            spool: &self.spool,
+            spool: &mut self.spool,
             schedule: &mut self.schedule,
             ids: &mut self.ids,
             space: &mut self.space,
@@ -283,7 +283,7 @@ impl Server {
         let mut ctx = local::Ctx {
             config: &self.config,
             router: &self.router,
-            spool: &self.spool,
+            spool: &mut self.spool,
             schedule: &mut self.schedule,
         };
         self.delivery.work(&mut ctx, DELIVERY_BUDGET);
@@ -334,7 +334,7 @@ impl Server {
         let mut ctx = local::Ctx {
             config: &self.config,
             router: &self.router,
-            spool: &self.spool,
+            spool: &mut self.spool,
             schedule: &mut self.schedule,
         };
         self.delivery.settle(&mut ctx, &dirs, &dir_results);

@@ -64,7 +64,7 @@ pub struct LocalDelivery {
 pub struct Ctx<'a> {
     pub config: &'a Config,
     pub router: &'a Router,
-    pub spool: &'a Spool,
+    pub spool: &'a mut Spool,
     pub schedule: &'a mut Schedule,
 }
 
@@ -390,15 +390,17 @@ fn open_copy(
             stored.len,
         )
     };
-    let spare = source
-        .try_clone()
-        .map_err(|e| format!("cannot read queue file: {e}"))?;
     match start(source) {
         // The name belongs to this message and copy alone, so a file already
         // in tmp/ is what an attempt interrupted by a crash left: replace it.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             let _ = std::fs::remove_file(copy.dir.join("tmp").join(&copy.unique));
-            start(spare)
+            File::open(spool.msg_path(id))
+                .and_then(|mut again| {
+                    again.seek(SeekFrom::Start(stored.offset))?;
+                    Ok(again)
+                })
+                .and_then(start)
         }
         other => other,
     }
