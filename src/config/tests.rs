@@ -1,0 +1,167 @@
+//! Config tests: defaults, every error with its line, round trips, the example file.
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("t.conf"), text)
+}
+
+#[test]
+fn defaults() {
+    let c = parse("").expect("empty config is valid");
+    let host = c.hostname.clone();
+    assert!(domain(&host).is_some());
+    let domains = if host.eq_ignore_ascii_case("localhost") {
+        "localhost".to_string()
+    } else {
+        format!("{} localhost", host.to_ascii_lowercase())
+    };
+    let want = format!(
+        "# picomta effective settings\nhostname {host}\nlisten 127.0.0.1:2525\n\
+         spool spool\nmaildir mail/{{user}}/Maildir\nlocal_domains {domains}\n\
+         recipient_delimiter +\nmax_connections 100\nmax_message_size 25M\n\
+         max_recipients 100\nmax_errors 10\nmax_queue_messages 10000\n\
+         min_free_space 100M\ncommand_timeout 5m\ndata_timeout 5m\nretry_min 1m\n\
+         retry_max 1h\nsync_method fsync\n# users (not set)\n# aliases (not set)\n"
+    );
+    assert_eq!(c.render(), want);
+    assert_eq!(
+        (c.max_message_size, c.retry_max.as_secs()),
+        (25 << 20, 3600)
+    );
+}
+
+/// `TEXT => LINE: MESSAGE`; in TEXT, `;` separates lines.
+const ERRORS: &str = "
+    foo bar                           => 1: unknown key 'foo'
+    ;# c;Hostname x                   => 3: unknown key 'Hostname'
+    spool                             => 1: missing value for 'spool'
+    spool # comment                   => 1: missing value for 'spool'
+    spool a b                         => 1: 'spool' takes one value, not 2
+    spool a;;spool b                  => 3: duplicate key 'spool' (first set on line 1)
+    hostname -x                       => 1: bad host name '-x'
+    hostname a..b                     => 1: bad host name 'a..b'
+    max_connections 0                 => 1: 'max_connections' must be at least 1
+    max_recipients ten                => 1: bad number 'ten' for 'max_recipients'
+    max_queue_messages +5             => 1: bad number '+5' for 'max_queue_messages'
+    max_recipients 99999999999999999999 => 1: bad number '99999999999999999999' for
+    max_errors 5000000000             => 1: 'max_errors' is too large
+    max_message_size 10X              => 1: bad size '10X' for 'max_message_size'
+    max_message_size 0                => 1: 'max_message_size' must be at least 1
+    min_free_space 20000000000G       => 1: bad size '20000000000G'
+    min_free_space M                  => 1: bad size 'M'
+    command_timeout 5x                => 1: bad duration '5x' for 'command_timeout'
+    data_timeout 0s                   => 1: 'data_timeout' must be longer than 0s
+    data_timeout -1                   => 1: bad duration '-1'
+    retry_min 2h                      => 1: retry_min (2h) is greater than retry_max (1h)
+    retry_max 10s;;retry_min 1m       => 3: retry_min (1m) is greater than retry_max (10s)
+    retry_min 1m;retry_max 10s        => 2: retry_min (1m) is greater
+    listen localhost:25               => 1: bad address 'localhost:25' for 'listen'
+    listen 127.0.0.1                  => 1: bad address '127.0.0.1'
+    listen ::1:25                     => 1: bad address '::1:25'
+    listen 127.0.0.1:0                => 1: needs a port other than 0
+    listen 127.0.0.1:25 tls           => 1: unknown listener kind 'tls' (only smtp)
+    listen 127.0.0.1:25 smtp x        => 1: 'listen' takes an address and an optional kind
+    listen [::1]:25;listen [::1]:25   => 2: duplicate listen address '[::1]:25'
+    maildir mail                      => 1: maildir template 'mail' must contain {user} exactly once
+    maildir {user}/{user}             => 1: must contain {user} exactly once
+    local_domains a.example;local_domains b_c => 2: bad domain 'b_c' in 'local_domains'
+    local_domains                     => 1: missing value for 'local_domains'
+    recipient_delimiter ++            => 1: bad recipient_delimiter '++'
+    recipient_delimiter a             => 1: bad recipient_delimiter 'a'
+    recipient_delimiter @             => 1: bad recipient_delimiter '@'
+    recipient_delimiter #             => 1: missing value for 'recipient_delimiter'
+";
+
+#[test]
+fn errors_name_their_line() {
+    for case in ERRORS.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (text, want) = case.split_once(" => ").expect("case has =>");
+        let (line, message) = want.split_once(": ").expect("case has LINE:");
+        let e = parse(&text.trim_end().replace(';', "\n")).expect_err(case);
+        assert_eq!(e.line.to_string(), line, "{case}: {e}");
+        assert!(e.message.contains(message), "{case}: {e}");
+        assert_eq!(e.to_string(), format!("t.conf:{line}: {}", e.message));
+    }
+}
+
+#[test]
+fn comments_values_and_repeated_keys() {
+    let c = parse("  # whole\nspool a#b # trailing\n\tmaildir x/{user}\t#c\n\n").expect("ok");
+    assert_eq!(
+        (c.spool, c.maildir),
+        (PathBuf::from("a#b"), "x/{user}".into())
+    );
+    let c = parse("recipient_delimiter none\nhostname Mail.Example").expect("ok");
+    assert_eq!(
+        (c.recipient_delimiter, c.hostname.as_str()),
+        (None, "Mail.Example")
+    );
+    assert_eq!(c.local_domains, ["mail.example", "localhost"]);
+    assert_eq!(
+        parse("recipient_delimiter -").map(|c| c.recipient_delimiter),
+        Ok(Some('-'))
+    );
+    let text = "listen [::1]:2526\nlisten 127.0.0.2:25 smtp\n\
+                local_domains A.example b.example\nlocal_domains a.example c.example";
+    let c = parse(text).expect("ok");
+    let addrs: Vec<String> = c.listen.iter().map(|l| l.addr.to_string()).collect();
+    assert_eq!(addrs, ["[::1]:2526", "127.0.0.2:25"]);
+    assert_eq!(c.local_domains, ["a.example", "b.example", "c.example"]);
+}
+
+#[test]
+fn render_round_trips() {
+    let full = "hostname mx.example\nlisten 127.0.0.1:2525\nlisten [::1]:2587\n\
+        spool /var/spool/picomta\nmaildir /home/{user}/Maildir\n\
+        local_domains example.org example.net\nrecipient_delimiter none\n\
+        max_connections 7\nmax_message_size 1000\nmax_recipients 3\nmax_errors 4\n\
+        max_queue_messages 5\nmin_free_space 0\ncommand_timeout 61s\ndata_timeout 2h\n\
+        retry_min 90s\nretry_max 3d\nsync_method syncfs\nusers /etc/picomta/users\naliases /etc/aliases\n";
+    let rendered = parse(full).expect("ok").render();
+    assert_eq!(rendered, format!("# picomta effective settings\n{full}"));
+    let default = parse("").expect("ok").render();
+    assert_eq!(
+        parse(&default).expect("render output parses").render(),
+        default
+    );
+}
+
+#[test]
+fn load_reports_unreadable_and_bad_utf8() {
+    let e = Config::load(Path::new("/nonexistent/picomta.conf")).expect_err("missing");
+    assert_eq!(e.line, 0);
+    assert!(e
+        .to_string()
+        .starts_with("/nonexistent/picomta.conf: cannot read: "));
+    let path = std::env::temp_dir().join(format!("picomta-conf-{}", std::process::id()));
+    std::fs::write(&path, b"spool a\nspool \xff\n").expect("write temp file");
+    let e = Config::load(&path).expect_err("bad utf-8");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!((e.line, e.message.as_str()), (2, "not valid UTF-8"));
+}
+
+#[test]
+fn example_config_parses() {
+    let text = include_str!("../../conf/picomta.conf");
+    let c = Config::parse(Path::new("conf/picomta.conf"), text).expect("example is valid");
+    assert_eq!(
+        c.listen,
+        [Listen {
+            addr: SocketAddr::from(([127, 0, 0, 1], 2525))
+        }]
+    );
+    assert_eq!(c.local_domains, ["localhost", "example.test"]);
+    assert_eq!(
+        (c.spool, c.maildir),
+        (PathBuf::from("run/spool"), "run/mail/{user}".into())
+    );
+    assert_eq!(c.users.as_deref(), Some(Path::new("conf/users")));
+    assert_eq!(c.aliases.as_deref(), Some(Path::new("conf/aliases")));
+    for key in KEYS {
+        assert!(
+            text.contains(&format!("\n# {key} ")),
+            "{key} is not documented"
+        );
+    }
+}

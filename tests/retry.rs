@@ -1,0 +1,99 @@
+//! Failed deliveries are deferred and retried, never dropped; recipients that
+//! were delivered are recorded, so neither a retry nor a restart delivers to
+//! them again.
+
+mod common;
+
+use std::fs;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Waits until the server log contains `needle` (bounded).
+fn wait_log(server: &Server, needle: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !server.log_text().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "log never said {needle:?}:\n{}",
+            server.log_text()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn deferred_recipient_is_retried_after_the_fault_is_fixed() {
+    let server = Setup::new("retry-fixed")
+        .with("retry_min 1s")
+        .with("retry_max 2s")
+        .start();
+    // dave's Maildir path is a plain file: delivery to him fails.
+    block_path(&server.maildir("dave"));
+    let mut c = server.connect_ehlo();
+    c.deliver(
+        SENDER,
+        &["dave@example.test"],
+        &message("r1", "retry", "later"),
+    );
+    wait_log(&server, "to=<dave@example.test>");
+    assert!(
+        server.log_text().contains("status=deferred"),
+        "{}",
+        server.log_text()
+    );
+    assert_eq!(
+        fs::read_dir(server.spool().join("msg")).unwrap().count(),
+        1,
+        "the deferred message stays queued"
+    );
+    fs::remove_file(server.maildir("dave")).unwrap();
+    let got = server.wait_mail("dave", 1);
+    assert!(got[0]
+        .message_str()
+        .contains("Message-ID: <r1@client.test>"));
+    wait_log(&server, "removed");
+}
+
+#[test]
+fn delivered_recipients_are_not_delivered_again_after_restart() {
+    let mut server = Setup::new("retry-partial").with("retry_min 1h").start();
+    block_path(&server.maildir("dave"));
+    let mut c = server.connect_ehlo();
+    let rcpts = [
+        "alice@example.test",
+        "dave@example.test",
+        "bob@example.test",
+    ];
+    c.deliver(SENDER, &rcpts, &message("p1", "partial", "three of them"));
+    server.wait_mail("alice", 1);
+    server.wait_mail("bob", 1);
+    wait_log(&server, "to=<dave@example.test>");
+    // The outcome of each recipient is on disk before the next attempt.
+    let state = fs::read_to_string(
+        server
+            .spool()
+            .join("state")
+            .read_dir()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+    .unwrap();
+    assert!(
+        state.contains("0 sent") && state.contains("1 deferred") && state.contains("2 sent"),
+        "{state}"
+    );
+
+    server.kill9();
+    fs::remove_file(server.maildir("dave")).unwrap();
+    server.start_again();
+    server.wait_mail("dave", 1);
+    thread::sleep(SETTLE);
+    assert_eq!(server.delivered("alice").len(), 1, "alice got it once");
+    assert_eq!(server.delivered("bob").len(), 1, "bob got it once");
+    wait_log(&server, "removed");
+}
