@@ -1,18 +1,18 @@
 //! The spool on disk. Layout under the `spool` directory:
 //!
-//! - `tmp/ID`: a message being received (envelope head, then the message).
+//! - `tmp/NAME`: a message being received (envelope head, then the message),
+//!   or a spare file: files of delivered messages are moved here and reused.
 //! - `msg/ID`: a committed message; it got there by fsync then rename, and the
 //!   rename is made durable by an fsync of `msg/` before the 250 is sent.
 //! - `state/ID`: appended outcomes of delivery attempts (see [`super::envelope`]).
-//! - `free/NAME`: files of delivered messages, kept for reuse. A new message
-//!   takes one (rename into `tmp/`, overwrite, cut to length) instead of
-//!   creating an inode, so steady traffic neither creates nor deletes inodes in
-//!   the spool. On ext4 without a journal (common on SD cards) every create
-//!   otherwise scans past all recently deleted inodes, which made file creation
-//!   the largest CPU cost per message.
 //!
-//! At start, `tmp/` is emptied (nothing there was acknowledged) and every file
-//! in `msg/` is queued again.
+//! A new message is written into a spare file when there is one (overwritten,
+//! cut to length) instead of a new inode, so steady traffic neither creates
+//! nor deletes inodes in the spool. On ext4 without a journal (common on SD
+//! cards) every create otherwise scans past all recently deleted inodes, which
+//! made file creation the largest CPU cost per message. Nothing in `tmp/` was
+//! ever acknowledged, so at start its files are simply taken as spares (up to
+//! a limit; the rest are removed) and every file in `msg/` is queued again.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -25,7 +25,7 @@ use crate::util::fsync_dir;
 /// Longest envelope head read back: recipients × longest path, with room.
 const MAX_HEAD: u64 = 1024 * 1024;
 
-/// Files kept in `free/` at most.
+/// Spare files kept in `tmp/` at most.
 const RECYCLE_MAX: usize = 256;
 
 #[derive(Debug)]
@@ -33,9 +33,8 @@ pub struct Spool {
     tmp: PathBuf,
     msg: PathBuf,
     state: PathBuf,
-    free: PathBuf,
-    /// Names of the files in `free/`.
-    recycled: Vec<String>,
+    /// Names of the spare files in `tmp/`.
+    spares: Vec<String>,
 }
 
 /// A message being received into `tmp/`.
@@ -116,10 +115,9 @@ impl Spool {
             tmp: root.join("tmp"),
             msg: root.join("msg"),
             state: root.join("state"),
-            free: root.join("free"),
-            recycled: Vec::new(),
+            spares: Vec::new(),
         };
-        for dir in [&spool.tmp, &spool.msg, &spool.state, &spool.free] {
+        for dir in [&spool.tmp, &spool.msg, &spool.state] {
             DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         }
         Ok(spool)
@@ -129,23 +127,24 @@ impl Spool {
         self.msg.join(id)
     }
 
-    /// Starts a message in `tmp/ID`, in a reused file if there is one, else in
-    /// a new one created exclusively; the head is buffered.
+    /// Starts a message in a spare file of `tmp/` if there is one, else in a
+    /// new `tmp/ID` created exclusively; the head is buffered.
     pub fn create(&mut self, id: &str, envelope: &Envelope) -> io::Result<Incoming> {
-        let path = self.tmp.join(id);
-        let reused = self.recycled.pop().and_then(|name| {
-            fs::rename(self.free.join(name), &path).ok()?;
-            OpenOptions::new().write(true).open(&path).ok()
+        let spare = self.spares.pop().and_then(|name| {
+            let path = self.tmp.join(name);
+            let file = OpenOptions::new().write(true).open(&path).ok()?;
+            Some((file, path))
         });
-        let (file, reused) = match reused {
-            Some(file) => (file, true),
+        let (file, path, reused) = match spare {
+            Some((file, path)) => (file, path, true),
             None => {
+                let path = self.tmp.join(id);
                 let file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .mode(0o600)
                     .open(&path)?;
-                (file, false)
+                (file, path, false)
             }
         };
         let mut buffer = Vec::with_capacity(WRITE_BUFFER);
@@ -165,17 +164,12 @@ impl Spool {
     /// Throws away a message that was not acknowledged.
     pub fn discard(&mut self, incoming: Incoming) {
         drop(incoming.file);
-        self.recycle(&incoming.path, &incoming.id);
-    }
-
-    /// Keeps a file that is no longer needed in `free/`, or deletes it if the
-    /// pool is full. Not synced: after a crash the pool is rebuilt from what
-    /// `free/` holds.
-    fn recycle(&mut self, path: &Path, id: &str) {
-        if self.recycled.len() < RECYCLE_MAX && fs::rename(path, self.free.join(id)).is_ok() {
-            self.recycled.push(id.to_string());
-        } else {
-            let _ = fs::remove_file(path);
+        let name = incoming.path.file_name().and_then(|n| n.to_str());
+        match name {
+            Some(name) if self.spares.len() < RECYCLE_MAX => self.spares.push(name.to_string()),
+            _ => {
+                let _ = fs::remove_file(&incoming.path);
+            }
         }
     }
 
@@ -204,20 +198,15 @@ impl Spool {
     /// files whose message is gone; returns the ids of committed messages,
     /// oldest first.
     pub fn recover(&mut self) -> io::Result<Vec<String>> {
-        self.recycled.clear();
-        for entry in fs::read_dir(&self.free)? {
+        self.spares.clear();
+        for entry in fs::read_dir(&self.tmp)? {
             let entry = entry?;
             match entry.file_name().into_string() {
-                Ok(name) if self.recycled.len() < RECYCLE_MAX => self.recycled.push(name),
+                Ok(name) if self.spares.len() < RECYCLE_MAX => self.spares.push(name),
                 _ => {
                     let _ = fs::remove_file(entry.path());
                 }
             }
-        }
-        for entry in fs::read_dir(&self.tmp)? {
-            let entry = entry?;
-            log::info!("removing unfinished spool file {}", entry.path().display());
-            let _ = fs::remove_file(entry.path());
         }
         let mut ids: Vec<String> = Vec::new();
         for entry in fs::read_dir(&self.msg)? {
@@ -289,7 +278,15 @@ impl Spool {
     /// Removes a message whose recipients are all done. Not fsynced: if the
     /// removal is lost in a crash, the redelivery is recognised and skipped.
     pub fn remove(&mut self, id: &str, has_state: bool) {
-        self.recycle(&self.msg.join(id), id);
+        // Kept as a spare unless there are enough; not synced, since a
+        // message that reappears after a crash is recognised as delivered.
+        let spare = self.spares.len() < RECYCLE_MAX
+            && fs::rename(self.msg.join(id), self.tmp.join(id)).is_ok();
+        if spare {
+            self.spares.push(id.to_string());
+        } else {
+            let _ = fs::remove_file(self.msg.join(id));
+        }
         if has_state {
             let _ = fs::remove_file(self.state.join(id));
         }
@@ -334,7 +331,7 @@ mod tests {
 
         let ids = spool.recover().unwrap();
         assert_eq!(ids, vec!["A".to_string()]);
-        assert!(!root.join("tmp/B").exists(), "unfinished file removed");
+        assert!(spool.spares.contains(&"B".to_string()), "unfinished file kept as a spare");
         assert!(!root.join("state/ORPHAN").exists(), "orphan state removed");
 
         let stored = spool.load("A", false).unwrap();
@@ -358,7 +355,7 @@ mod tests {
         a.flush().unwrap();
         spool.publish(a).unwrap();
         spool.remove("A", false);
-        assert!(root.join("free/A").exists(), "kept for reuse");
+        assert!(root.join("tmp/A").exists(), "kept for reuse");
         assert!(!root.join("msg/A").exists());
 
         let mut b = spool.create("B", &envelope()).unwrap();
@@ -366,7 +363,7 @@ mod tests {
         b.write(b"short\n").unwrap();
         b.flush().unwrap();
         spool.publish(b).unwrap();
-        assert!(!root.join("free/A").exists(), "taken from the pool");
+        assert!(!root.join("tmp/A").exists(), "the spare became B");
         let stored = spool.load("B", true).unwrap();
         assert_eq!(stored.len, 6, "the old, longer content is cut off");
         let data = fs::read(spool.msg_path("B")).unwrap();
@@ -376,7 +373,7 @@ mod tests {
         spool.remove("B", false);
         let mut again = Spool::open(&root).unwrap();
         assert!(again.recover().unwrap().is_empty());
-        assert_eq!(again.recycled, vec!["B".to_string()]);
+        assert_eq!(again.spares, vec!["B".to_string()]);
         fs::remove_dir_all(&root).unwrap();
     }
 
