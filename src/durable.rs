@@ -4,9 +4,11 @@
 //!
 //! - `fsync`: fdatasync each file, fsync each directory. Exact and portable;
 //!   costs one flush per file.
-//! - `syncfs`: one syncfs(2) per file system for all files, and again for all
-//!   directories. On flash and on loaded disks this turns N flushes into one.
-//!   It also flushes other programs' dirty data on that file system.
+//! - `syncfs` (the default): one syncfs(2) per file system for all files, and
+//!   again for all directories. On flash and on loaded disks this turns N
+//!   flushes into one. It also flushes other programs' dirty data on that file
+//!   system, and a write error anywhere on it fails this turn's batch (safe:
+//!   those messages get 451 and are retried by their senders).
 
 use std::fs::File;
 use std::io;

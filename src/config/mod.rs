@@ -66,7 +66,7 @@ pub struct Config {
     pub retry_min: Duration,
     pub retry_max: Duration,
     /// `sync_method fsync|syncfs`: how each loop turn's writes are made durable
-    /// (see `durable.rs`). Default `fsync`.
+    /// (see `durable.rs`). Default `syncfs`.
     pub sync_method: SyncMethod,
 }
 
@@ -143,7 +143,7 @@ impl Config {
             data_timeout: Duration::from_secs(300),
             retry_min: Duration::from_secs(60),
             retry_max: Duration::from_secs(3600),
-            sync_method: SyncMethod::Fsync,
+            sync_method: SyncMethod::Syncfs,
         };
         // Key -> the line that (last) set it, for duplicates and cross-key errors.
         let mut seen: Vec<(&str, usize)> = Vec::new();

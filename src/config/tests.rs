@@ -22,7 +22,7 @@ fn defaults() {
          recipient_delimiter +\nmax_connections 100\nmax_message_size 25M\n\
          max_recipients 100\nmax_errors 10\nmax_queue_messages 10000\n\
          min_free_space 100M\ncommand_timeout 5m\ndata_timeout 5m\nretry_min 1m\n\
-         retry_max 1h\nsync_method fsync\n# users (not set)\n# aliases (not set)\n"
+         retry_max 1h\nsync_method syncfs\n# users (not set)\n# aliases (not set)\n"
     );
     assert_eq!(c.render(), want);
     assert_eq!(
@@ -117,7 +117,7 @@ fn render_round_trips() {
         local_domains example.org example.net\nrecipient_delimiter none\n\
         max_connections 7\nmax_message_size 1000\nmax_recipients 3\nmax_errors 4\n\
         max_queue_messages 5\nmin_free_space 0\ncommand_timeout 61s\ndata_timeout 2h\n\
-        retry_min 90s\nretry_max 3d\nsync_method syncfs\nusers /etc/picomta/users\naliases /etc/aliases\n";
+        retry_min 90s\nretry_max 3d\nsync_method fsync\nusers /etc/picomta/users\naliases /etc/aliases\n";
     let rendered = parse(full).expect("ok").render();
     assert_eq!(rendered, format!("# picomta effective settings\n{full}"));
     let default = parse("").expect("ok").render();

@@ -331,7 +331,10 @@ mod tests {
 
         let ids = spool.recover().unwrap();
         assert_eq!(ids, vec!["A".to_string()]);
-        assert!(spool.spares.contains(&"B".to_string()), "unfinished file kept as a spare");
+        assert!(
+            spool.spares.contains(&"B".to_string()),
+            "unfinished file kept as a spare"
+        );
         assert!(!root.join("state/ORPHAN").exists(), "orphan state removed");
 
         let stored = spool.load("A", false).unwrap();
