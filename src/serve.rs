@@ -27,6 +27,23 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Bytes of Maildir copying per loop turn, so sessions are served in between.
 const DELIVERY_BUDGET: usize = 4 * 1024 * 1024;
 
+/// The server's parts a connection works with, borrowed field by field (a
+/// method would borrow all of `self`), so the connection itself, which lives
+/// in `owners`, can be borrowed beside them.
+macro_rules! shared {
+    ($server:ident) => {
+        Shared {
+            config: &$server.config,
+            router: &$server.router,
+            spool: &mut $server.spool,
+            schedule: &mut $server.schedule,
+            ids: &mut $server.ids,
+            space: &mut $server.space,
+            scratch: &mut $server.scratch,
+        }
+    };
+}
+
 enum Owner {
     Listener(TcpListener),
     Inbound(Box<Inbound>),
@@ -109,7 +126,9 @@ impl Server {
             let limit = if self.delivery.busy() || !self.commits.is_empty() {
                 Some(Duration::ZERO)
             } else {
-                self.schedule.next_due_in(now)
+                let due = self.schedule.next_due_in(now);
+                let barrier = self.delivery.barrier_wait(now);
+                due.into_iter().chain(barrier).min()
             };
             self.reactor.wait(limit, &mut ready, &mut expired)?;
             for r in ready.drain(..) {
@@ -199,15 +218,7 @@ impl Server {
         let Some(Owner::Inbound(inbound)) = self.owners.get_mut(token) else {
             return;
         };
-        let mut shared = Shared {
-            config: &self.config,
-            router: &self.router,
-            spool: &mut self.spool,
-            schedule: &mut self.schedule,
-            ids: &mut self.ids,
-            space: &mut self.space,
-            scratch: &mut self.scratch,
-        };
+        let mut shared = shared!(self);
         let next = inbound.drive(&mut shared);
         if inbound.deadline < inbound.timer_at {
             inbound.timer_at = inbound.deadline;
@@ -231,15 +242,7 @@ impl Server {
             self.reactor.add_timer(inbound.deadline, token, generation);
             return;
         }
-        let mut shared = Shared {
-            config: &self.config,
-            router: &self.router,
-            spool: &mut self.spool,
-            schedule: &mut self.schedule,
-            ids: &mut self.ids,
-            space: &mut self.space,
-            scratch: &mut self.scratch,
-        };
+        let mut shared = shared!(self);
         if inbound.timed_out(&mut shared) == Next::Close {
             self.close(token);
         } else {
@@ -254,15 +257,7 @@ impl Server {
         let Some(Owner::Inbound(mut inbound)) = self.owners.remove(token) else {
             return;
         };
-        let mut shared = Shared {
-            config: &self.config,
-            router: &self.router,
-            spool: &mut self.spool,
-            schedule: &mut self.schedule,
-            ids: &mut self.ids,
-            space: &mut self.space,
-            scratch: &mut self.scratch,
-        };
+        let mut shared = shared!(self);
         inbound.close(&mut shared);
         // Closing the socket (dropping `inbound`) removes it from the poll.
         log::info!("disconnect from [{}]", inbound.conn.peer.ip());
@@ -287,7 +282,15 @@ impl Server {
             schedule: &mut self.schedule,
         };
         self.delivery.work(&mut ctx, DELIVERY_BUDGET);
-        if batch.is_empty() && !self.delivery.has_written() {
+        // Written copies share this turn's barrier if there is one anyway, or
+        // get their own once they have waited long enough.
+        let delivery_joins = self.delivery.has_written()
+            && (!batch.is_empty()
+                || self
+                    .delivery
+                    .barrier_wait(Instant::now())
+                    .is_some_and(|w| w.is_zero()));
+        if batch.is_empty() && !delivery_joins {
             // Nothing to sync; copies that failed or were found already
             // delivered still conclude their messages.
             self.delivery.settle(&mut ctx, &[], &[]);
@@ -300,7 +303,9 @@ impl Server {
         let mut files: Vec<(&std::fs::File, &std::path::Path)> =
             spool_files.map(|i| (i.file(), msg_dir.as_path())).collect();
         let spool_count = files.len();
-        files.extend(self.delivery.written());
+        if delivery_joins {
+            files.extend(self.delivery.written());
+        }
         let mut synced = self.durability.sync_files(&files).into_iter();
         drop(files);
         let spool_synced: Vec<io::Result<()>> = synced.by_ref().take(spool_count).collect();
@@ -319,7 +324,11 @@ impl Server {
             });
             published.push((token, generation, summary, result));
         }
-        let mut dirs = self.delivery.publish(delivery_synced);
+        let mut dirs = if delivery_joins {
+            self.delivery.publish(delivery_synced)
+        } else {
+            Vec::new()
+        };
         let spool_published = published.iter().any(|(_, _, _, r)| r.is_ok());
         if spool_published {
             dirs.push(msg_dir.clone());
