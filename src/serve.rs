@@ -61,7 +61,13 @@ struct Server {
     space: SpaceCheck,
     delivery: LocalDelivery,
     durability: Durability,
-    /// Messages finished this turn, waiting for the group commit.
+    /// The next barrier may not start before this: one barrier's duration after
+    /// the last ended. The loop then spends at most half its time blocked in
+    /// barriers, commands between final dots flow meanwhile, and each barrier
+    /// serves more messages; at low load it costs nothing, since the next
+    /// final dot comes later anyway.
+    barrier_allowed_at: Instant,
+    /// Messages finished, waiting for the group commit.
     commits: Vec<(Token, u64, Incoming)>,
     scratch: Vec<u8>,
 }
@@ -107,6 +113,7 @@ pub fn run(config: Config, router: Router) -> io::Result<()> {
         space: SpaceCheck::new(),
         delivery: LocalDelivery::new(),
         durability: Durability::new(sync_method),
+        barrier_allowed_at: Instant::now(),
         commits: Vec::new(),
         scratch: vec![0; READ_CHUNK],
     };
@@ -123,11 +130,16 @@ impl Server {
         let mut expired = Vec::new();
         loop {
             let now = Instant::now();
-            let limit = if self.delivery.busy() || !self.commits.is_empty() {
+            let limit = if self.delivery.busy() {
                 Some(Duration::ZERO)
             } else {
+                let paced = self.barrier_allowed_at.saturating_duration_since(now);
+                let barrier = if self.commits.is_empty() {
+                    self.delivery.barrier_wait(now).map(|w| w.max(paced))
+                } else {
+                    Some(paced)
+                };
                 let due = self.schedule.next_due_in(now);
-                let barrier = self.delivery.barrier_wait(now);
                 due.into_iter().chain(barrier).min()
             };
             self.reactor.wait(limit, &mut ready, &mut expired)?;
@@ -268,13 +280,6 @@ impl Server {
     /// shared by all of them (file data, then the directories they are renamed
     /// into). Only then are the 250s sent and delivery outcomes recorded.
     fn end_turn(&mut self) {
-        // Write out what sessions buffered; a failed write fails its message.
-        let mut batch: Vec<(Token, u64, String, io::Result<Incoming>)> = Vec::new();
-        for (token, generation, mut incoming) in std::mem::take(&mut self.commits) {
-            let summary = format!("{}, size={}", incoming.summary, incoming.size);
-            let result = incoming.flush().map(|()| incoming);
-            batch.push((token, generation, summary, result));
-        }
         let mut ctx = local::Ctx {
             config: &self.config,
             router: &self.router,
@@ -282,19 +287,26 @@ impl Server {
             schedule: &mut self.schedule,
         };
         self.delivery.work(&mut ctx, DELIVERY_BUDGET);
-        // Written copies share this turn's barrier if there is one anyway, or
-        // get their own once they have waited long enough.
-        let delivery_joins = self.delivery.has_written()
-            && (!batch.is_empty()
-                || self
-                    .delivery
-                    .barrier_wait(Instant::now())
-                    .is_some_and(|w| w.is_zero()));
-        if batch.is_empty() && !delivery_joins {
-            // Nothing to sync; copies that failed or were found already
-            // delivered still conclude their messages.
+        // Written copies share a barrier run for commits, or get their own
+        // once they have waited long enough. Barriers are paced (see
+        // `barrier_allowed_at`).
+        let now = Instant::now();
+        let delivery_overdue = self.delivery.barrier_wait(now).is_some_and(|w| w.is_zero());
+        let wanted = !self.commits.is_empty() || delivery_overdue;
+        if !wanted || now < self.barrier_allowed_at {
+            // Copies that failed or were found already delivered still
+            // conclude their messages.
             self.delivery.settle(&mut ctx, &[], &[]);
             return;
+        }
+        let delivery_joins = self.delivery.has_written();
+
+        // Write out what sessions buffered; a failed write fails its message.
+        let mut batch: Vec<(Token, u64, String, io::Result<Incoming>)> = Vec::new();
+        for (token, generation, mut incoming) in std::mem::take(&mut self.commits) {
+            let summary = format!("{}, size={}", incoming.summary, incoming.size);
+            let result = incoming.flush().map(|()| incoming);
+            batch.push((token, generation, summary, result));
         }
 
         // Barrier one: file data.
@@ -336,6 +348,7 @@ impl Server {
 
         // Barrier two: the directories.
         let dir_results = self.durability.sync_dirs(&dirs);
+        self.barrier_allowed_at = Instant::now() + now.elapsed();
         let msg_dir_result = match dirs.iter().position(|d| *d == msg_dir) {
             Some(i) => dir_results[i].as_ref().map(|_| ()).map_err(|e| e.kind()),
             None => Ok(()),
