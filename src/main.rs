@@ -5,6 +5,7 @@ mod config;
 mod deliver;
 mod durable;
 mod inbound;
+mod logging;
 mod net;
 mod queue;
 mod reactor;
@@ -68,8 +69,15 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     }
-    init_logging();
-    let config = match Config::load(&config_path) {
+    logging::init();
+    let code = run(command == Some("check"), &config_path);
+    logging::flush();
+    code
+}
+
+/// `check` or `serve` with the config at `config_path`.
+fn run(check_only: bool, config_path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("picomta: {e}");
@@ -83,7 +91,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_CONFIG as u8);
         }
     };
-    if command == Some("check") {
+    if check_only {
         print!("{}", config.render());
         return ExitCode::SUCCESS;
     }
@@ -94,21 +102,4 @@ fn main() -> ExitCode {
             ExitCode::from(71)
         }
     }
-}
-
-/// Log lines to stderr: `RUST_LOG` picks the level (default `info`); one line
-/// per event: UTC time, level, message.
-fn init_logging() {
-    use std::io::Write;
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format(|buf, record| {
-            writeln!(
-                buf,
-                "{} {} {}",
-                util::iso_time(util::unix_micros()),
-                record.level(),
-                record.args()
-            )
-        })
-        .init();
 }

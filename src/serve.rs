@@ -142,6 +142,7 @@ impl Server {
                 let due = self.schedule.next_due_in(now);
                 due.into_iter().chain(barrier).min()
             };
+            crate::logging::flush();
             self.reactor.wait(limit, &mut ready, &mut expired)?;
             for r in ready.drain(..) {
                 self.ready(r);
