@@ -1,7 +1,7 @@
 //! `picomta serve`: builds the server from the config and runs the loop. One
 //! turn: wait for readiness or the next timer; accept and drive connections;
-//! commit every message finished this turn with one group commit and only then
-//! send their 250s; advance deliveries by a bounded amount.
+//! advance deliveries by a bounded amount; then, paced, the group commit that
+//! makes finished messages and Maildir copies durable before their 250s.
 
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
@@ -277,9 +277,10 @@ impl Server {
     }
 
     /// The end of a loop turn, the group commit: every message finished and
-    /// every Maildir copy written in this turn is made durable by two barriers
+    /// every Maildir copy written so far is made durable by two barriers
     /// shared by all of them (file data, then the directories they are renamed
-    /// into). Only then are the 250s sent and delivery outcomes recorded.
+    /// into). Only then are the 250s sent and delivery outcomes recorded. The
+    /// barriers run when there is something to commit and the pacing allows.
     fn end_turn(&mut self) {
         let mut ctx = local::Ctx {
             config: &self.config,
