@@ -20,8 +20,9 @@ use crate::smtp::reply::Reply;
 use crate::smtp::server::{Host, Session, Transaction, MAX_COMMAND_LINE};
 use crate::util;
 
-/// Unused input kept per connection at most (pipelined commands waiting for
-/// a commit or for the output to drain); past it, reading pauses.
+/// Unused input (pipelined commands waiting for a commit or for the output to
+/// drain) past which reading pauses. One read can leave more, up to the read
+/// buffer's size.
 const PENDING_CAP: usize = 4 * MAX_COMMAND_LINE;
 
 /// Everything a connection needs from the server while it is driven.

@@ -23,7 +23,7 @@ use crate::smtp::reply::Reply;
 use crate::smtp::server::{Session, SessionConfig};
 
 /// Bytes read from a socket at once, into the one buffer all sessions share.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
 /// Bytes of Maildir copying per loop turn, so sessions are served in between.
 const DELIVERY_BUDGET: usize = 4 * 1024 * 1024;
 
@@ -307,7 +307,13 @@ impl Server {
         let mut batch: Vec<(Token, u64, String, io::Result<Incoming>)> = Vec::new();
         for (token, generation, mut incoming) in std::mem::take(&mut self.commits) {
             let summary = format!("{}, size={}", incoming.summary, incoming.size);
-            let result = incoming.flush().map(|()| incoming);
+            let result = match incoming.flush() {
+                Ok(()) => Ok(incoming),
+                Err(e) => {
+                    self.spool.discard(incoming);
+                    Err(e)
+                }
+            };
             batch.push((token, generation, summary, result));
         }
 
@@ -330,9 +336,13 @@ impl Server {
         let mut published: Vec<(Token, u64, String, io::Result<String>)> = Vec::new();
         for (token, generation, summary, result) in batch {
             let result = result.and_then(|incoming| {
-                spool_synced
+                let synced = spool_synced
                     .next()
-                    .unwrap_or_else(|| Err(io::ErrorKind::Other.into()))?;
+                    .unwrap_or_else(|| Err(io::ErrorKind::Other.into()));
+                if let Err(e) = synced {
+                    self.spool.discard(incoming);
+                    return Err(e);
+                }
                 let id = incoming.id.clone();
                 self.spool.publish(incoming).map(|()| id)
             });
