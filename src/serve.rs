@@ -61,11 +61,10 @@ struct Server {
     space: SpaceCheck,
     delivery: LocalDelivery,
     durability: Durability,
-    /// The next barrier may not start before this: one barrier's duration after
-    /// the last ended. The loop then spends at most half its time blocked in
-    /// barriers, commands between final dots flow meanwhile, and each barrier
-    /// serves more messages; at low load it costs nothing, since the next
-    /// final dot comes later anyway.
+    /// While sockets are ready, the next barrier may not start before this: one
+    /// barrier's duration after the last ended. Commands between final dots
+    /// then flow meanwhile and each barrier serves more messages; when nothing
+    /// is ready, the barrier runs at once, so pacing never idles the loop.
     barrier_allowed_at: Instant,
     /// Messages finished, waiting for the group commit.
     commits: Vec<(Token, u64, Incoming)>,
@@ -130,27 +129,26 @@ impl Server {
         let mut expired = Vec::new();
         loop {
             let now = Instant::now();
-            let limit = if self.delivery.busy() {
+            // With messages waiting for their commit, only look for ready
+            // sockets: if there are none, the commit runs now.
+            let limit = if self.delivery.busy() || !self.commits.is_empty() {
                 Some(Duration::ZERO)
             } else {
                 let paced = self.barrier_allowed_at.saturating_duration_since(now);
-                let barrier = if self.commits.is_empty() {
-                    self.delivery.barrier_wait(now).map(|w| w.max(paced))
-                } else {
-                    Some(paced)
-                };
+                let barrier = self.delivery.barrier_wait(now).map(|w| w.max(paced));
                 let due = self.schedule.next_due_in(now);
                 due.into_iter().chain(barrier).min()
             };
             crate::logging::flush();
             self.reactor.wait(limit, &mut ready, &mut expired)?;
+            let idle = ready.is_empty() && expired.is_empty();
             for r in ready.drain(..) {
                 self.ready(r);
             }
             for (token, generation) in expired.drain(..) {
                 self.timer(token, generation);
             }
-            self.end_turn();
+            self.end_turn(idle);
         }
     }
 
@@ -280,8 +278,9 @@ impl Server {
     /// every Maildir copy written so far is made durable by two barriers
     /// shared by all of them (file data, then the directories they are renamed
     /// into). Only then are the 250s sent and delivery outcomes recorded. The
-    /// barriers run when there is something to commit and the pacing allows.
-    fn end_turn(&mut self) {
+    /// barriers run when there is something to commit and the pacing allows,
+    /// or the turn was `idle` (no socket was ready).
+    fn end_turn(&mut self, idle: bool) {
         let mut ctx = local::Ctx {
             config: &self.config,
             router: &self.router,
@@ -295,7 +294,7 @@ impl Server {
         let now = Instant::now();
         let delivery_overdue = self.delivery.barrier_wait(now).is_some_and(|w| w.is_zero());
         let wanted = !self.commits.is_empty() || delivery_overdue;
-        if !wanted || now < self.barrier_allowed_at {
+        if !wanted || (now < self.barrier_allowed_at && !idle) {
             // Copies that failed or were found already delivered still
             // conclude their messages.
             self.delivery.settle(&mut ctx, &[], &[]);

@@ -272,3 +272,26 @@ fn several_messages_in_a_row_get_distinct_files() {
         ]
     );
 }
+
+/// The same path with `sync_method fsync` (the default is `syncfs`): each
+/// file and directory flushed on its own instead of one flush per file system.
+#[test]
+fn fsync_method_delivers_the_same() {
+    let server = Setup::new("happy-fsync").with("sync_method fsync").start();
+    for i in 0..3 {
+        let m = letter(
+            &["alice@example.test", "bob@example.test"],
+            &format!("fs{i}"),
+            &format!("Fsync {i}"),
+            "flushed\n",
+        );
+        send(&server, &m);
+    }
+    for user in ["alice", "bob"] {
+        let got = read_maildir(&server, user, 3);
+        assert!(got.iter().all(|r| r.body == "flushed\n"), "{user}");
+        assert!(got
+            .iter()
+            .all(|r| r.delivered_to == format!("{user}@example.test")));
+    }
+}
