@@ -45,6 +45,16 @@ impl Reactor {
         self.timers.push(Reverse((at, token.0, generation)));
     }
 
+    /// Drops the timers of owners that are gone once they outnumber the
+    /// `live` ones several times over, so a flood of short connections cannot
+    /// grow the heap with timers that would only expire minutes later.
+    pub fn prune_timers(&mut self, live: usize, is_live: impl Fn(Token, u64) -> bool) {
+        if self.timers.len() > 4 * live + 64 {
+            self.timers
+                .retain(|Reverse((_, token, generation))| is_live(Token(*token), *generation));
+        }
+    }
+
     /// Waits for readiness, at most until the earliest timer or `limit`
     /// (`Some(ZERO)` when there is work pending that must not wait), then
     /// appends what is ready and which timers expired.
@@ -131,6 +141,11 @@ impl<T> Slab<T> {
             .map(|(_, v)| v)
     }
 
+    /// True if `token` still holds the owner of `generation`.
+    pub fn is_live(&self, token: Token, generation: u64) -> bool {
+        matches!(self.entries.get(token.0), Some(Some((g, _))) if *g == generation)
+    }
+
     /// The owner at `token` only if it is still the one of `generation`.
     pub fn get_gen_mut(&mut self, token: Token, generation: u64) -> Option<&mut T> {
         match self.entries.get_mut(token.0) {
@@ -169,6 +184,19 @@ mod tests {
         assert_eq!(c, a, "slot is reused");
         assert!(slab.get_gen_mut(c, gen_a).is_none(), "stale generation");
         assert_eq!(slab.len(), 2);
+    }
+
+    #[test]
+    fn stale_timers_are_pruned() {
+        let mut r = Reactor::new().unwrap();
+        let later = Instant::now() + Duration::from_secs(3600);
+        for i in 0..200 {
+            r.add_timer(later, Token(i), 1);
+        }
+        r.prune_timers(1, |t, _| t == Token(7));
+        assert_eq!(r.timers.len(), 1, "only the live owner's timer is kept");
+        r.prune_timers(1, |_, _| false);
+        assert_eq!(r.timers.len(), 1, "no pruning below the threshold");
     }
 
     #[test]

@@ -268,6 +268,9 @@ impl Server {
         let Some(Owner::Inbound(mut inbound)) = self.owners.remove(token) else {
             return;
         };
+        let owners = &self.owners;
+        self.reactor
+            .prune_timers(owners.len(), |t, g| owners.is_live(t, g));
         let mut shared = shared!(self);
         inbound.close(&mut shared);
         // Closing the socket (dropping `inbound`) removes it from the poll.
