@@ -162,7 +162,7 @@ impl Inbound {
         self.drive(shared)
     }
 
-    /// The server is closing this session (shutdown).
+    /// The connection is being closed: an unfinished message is dropped.
     pub fn close(&mut self, shared: &mut Shared) {
         self.with_host(shared, |session, host| session.abort(host));
     }

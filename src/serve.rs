@@ -44,6 +44,28 @@ macro_rules! shared {
     };
 }
 
+/// The delivery driver's view of the server, borrowed field by field like
+/// `shared!`.
+macro_rules! delivery_ctx {
+    ($server:ident) => {
+        local::Ctx {
+            config: &$server.config,
+            router: &$server.router,
+            spool: &mut $server.spool,
+            schedule: &mut $server.schedule,
+        }
+    };
+}
+
+/// A message in the group commit, with the session waiting for its reply.
+struct Commit<T> {
+    token: Token,
+    generation: u64,
+    /// `from=<…>, nrcpt=N, size=N` for the log line.
+    summary: String,
+    result: io::Result<T>,
+}
+
 enum Owner {
     Listener(TcpListener),
     Inbound(Box<Inbound>),
@@ -284,29 +306,29 @@ impl Server {
     /// barriers run when there is something to commit and the pacing allows,
     /// or the turn was `idle` (no socket was ready).
     fn end_turn(&mut self, idle: bool) {
-        let mut ctx = local::Ctx {
-            config: &self.config,
-            router: &self.router,
-            spool: &mut self.spool,
-            schedule: &mut self.schedule,
-        };
-        self.delivery.work(&mut ctx, DELIVERY_BUDGET);
-        // Written copies share a barrier run for commits, or get their own
-        // once they have waited long enough. Barriers are paced (see
-        // `barrier_allowed_at`).
-        let now = Instant::now();
-        let delivery_overdue = self.delivery.barrier_wait(now).is_some_and(|w| w.is_zero());
+        self.delivery
+            .work(&mut delivery_ctx!(self), DELIVERY_BUDGET);
+        let started = Instant::now();
+        let delivery_overdue = self
+            .delivery
+            .barrier_wait(started)
+            .is_some_and(|w| w.is_zero());
         let wanted = !self.commits.is_empty() || delivery_overdue;
-        if !wanted || (now < self.barrier_allowed_at && !idle) {
+        if !wanted || (started < self.barrier_allowed_at && !idle) {
             // Copies that failed or were found already delivered still
             // conclude their messages.
-            self.delivery.settle(&mut ctx, &[], &[]);
+            self.delivery.settle(&mut delivery_ctx!(self), &[], &[]);
             return;
         }
-        let delivery_joins = self.delivery.has_written();
+        let batch = self.flush_commits();
+        let committed = self.barriers(batch);
+        self.barrier_allowed_at = Instant::now() + started.elapsed();
+        self.acknowledge(committed);
+    }
 
-        // Write out what sessions buffered; a failed write fails its message.
-        let mut batch: Vec<(Token, u64, String, io::Result<Incoming>)> = Vec::new();
+    /// Writes out what sessions buffered; a failed write fails its message.
+    fn flush_commits(&mut self) -> Vec<Commit<Incoming>> {
+        let mut batch = Vec::with_capacity(self.commits.len());
         for (token, generation, mut incoming) in std::mem::take(&mut self.commits) {
             let summary = format!("{}, size={}", incoming.summary, incoming.size);
             let result = match incoming.flush() {
@@ -316,29 +338,42 @@ impl Server {
                     Err(e)
                 }
             };
-            batch.push((token, generation, summary, result));
+            batch.push(Commit {
+                token,
+                generation,
+                summary,
+                result,
+            });
         }
+        batch
+    }
 
-        // Barrier one: file data.
+    /// The two barriers: file data (new spool files and Maildir copies), the
+    /// renames into `msg/` and `new/`, then those directories. Returns each
+    /// message's queue id once it is durable.
+    fn barriers(&mut self, batch: Vec<Commit<Incoming>>) -> Vec<Commit<String>> {
+        let delivery_joins = self.delivery.has_written();
         let msg_dir = self.spool.msg_dir().to_path_buf();
-        let spool_files = batch.iter().filter_map(|(_, _, _, r)| r.as_ref().ok());
+
+        let spool_files = batch.iter().filter_map(|c| c.result.as_ref().ok());
         let mut files: Vec<(&std::fs::File, &std::path::Path)> =
             spool_files.map(|i| (i.file(), msg_dir.as_path())).collect();
-        let spool_count = files.len();
         if delivery_joins {
             files.extend(self.delivery.written());
         }
         let mut synced = self.durability.sync_files(&files).into_iter();
         drop(files);
-        let spool_synced: Vec<io::Result<()>> = synced.by_ref().take(spool_count).collect();
-        let delivery_synced: Vec<io::Result<()>> = synced.collect();
 
-        // Publish: rename into msg/ and into the Maildirs' new/.
-        let mut spool_synced = spool_synced.into_iter();
-        let mut published: Vec<(Token, u64, String, io::Result<String>)> = Vec::new();
-        for (token, generation, summary, result) in batch {
+        let mut published = Vec::with_capacity(batch.len());
+        for Commit {
+            token,
+            generation,
+            summary,
+            result,
+        } in batch
+        {
             let result = result.and_then(|incoming| {
-                let synced = spool_synced
+                let synced = synced
                     .next()
                     .unwrap_or_else(|| Err(io::ErrorKind::Other.into()));
                 if let Err(e) = synced {
@@ -348,45 +383,47 @@ impl Server {
                 let id = incoming.id.clone();
                 self.spool.publish(incoming).map(|()| id)
             });
-            published.push((token, generation, summary, result));
+            published.push(Commit {
+                token,
+                generation,
+                summary,
+                result,
+            });
         }
         let mut dirs = if delivery_joins {
-            self.delivery.publish(delivery_synced)
+            self.delivery.publish(synced.collect())
         } else {
             Vec::new()
         };
-        let spool_published = published.iter().any(|(_, _, _, r)| r.is_ok());
-        if spool_published {
+        if published.iter().any(|c| c.result.is_ok()) {
             dirs.push(msg_dir.clone());
         }
 
-        // Barrier two: the directories.
         let dir_results = self.durability.sync_dirs(&dirs);
-        self.barrier_allowed_at = Instant::now() + now.elapsed();
+        self.delivery
+            .settle(&mut delivery_ctx!(self), &dirs, &dir_results);
         let msg_dir_result = match dirs.iter().position(|d| *d == msg_dir) {
             Some(i) => dir_results[i].as_ref().map(|_| ()).map_err(|e| e.kind()),
             None => Ok(()),
         };
-        let mut ctx = local::Ctx {
-            config: &self.config,
-            router: &self.router,
-            spool: &mut self.spool,
-            schedule: &mut self.schedule,
-        };
-        self.delivery.settle(&mut ctx, &dirs, &dir_results);
+        for c in &mut published {
+            if let (Ok(id), Err(kind)) = (&c.result, msg_dir_result) {
+                // The rename may not survive a crash: it was never acknowledged.
+                self.spool.unpublish(id);
+                c.result = Err(io::Error::from(kind));
+            }
+        }
+        published
+    }
 
-        // Acknowledge.
-        for (token, generation, summary, result) in published {
+    /// Sends each session its 250 (or 451) and lets it go on with input it
+    /// had pipelined.
+    fn acknowledge(&mut self, committed: Vec<Commit<String>>) {
+        for c in committed {
             self.schedule.incoming_ended();
-            let reply = match result.and_then(|id| match msg_dir_result {
-                Ok(()) => Ok(id),
-                Err(kind) => {
-                    self.spool.unpublish(&id);
-                    Err(io::Error::from(kind))
-                }
-            }) {
+            let reply = match c.result {
                 Ok(id) => {
-                    log::info!("{id}: {summary} (queued)");
+                    log::info!("{id}: {} (queued)", c.summary);
                     self.schedule.add(id.clone(), true);
                     Ok(id)
                 }
@@ -395,9 +432,9 @@ impl Server {
                     Err(Reply::new(451, "4.3.0", "Error: queue file write error"))
                 }
             };
-            if let Some(Owner::Inbound(inbound)) = self.owners.get_gen_mut(token, generation) {
+            if let Some(Owner::Inbound(inbound)) = self.owners.get_gen_mut(c.token, c.generation) {
                 inbound.session.commit_done(reply);
-                self.drive(token);
+                self.drive(c.token);
             }
         }
     }

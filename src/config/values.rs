@@ -22,13 +22,7 @@ pub(super) fn strip_comment(line: &str) -> &str {
 /// A host or domain name: dot-separated labels of letters, digits and inner
 /// hyphens, as RFC 1035 allows in mail domains. Returns the name as given.
 pub(super) fn domain(name: &str) -> Option<String> {
-    let label_ok = |l: &str| {
-        (1..=63).contains(&l.len())
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    (name.len() <= 253 && name.split('.').all(label_ok)).then(|| name.to_string())
+    crate::smtp::address::is_host_name(name).then(|| name.to_string())
 }
 
 /// The `recipient_delimiter` value: `none`, or one character that may appear in a

@@ -1,7 +1,8 @@
 //! The delivery driver: takes messages that are due from the queue, expands
 //! their recipients, writes Maildir copies in bounded steps (so a large message
-//! never stalls the sessions), fsyncs each touched `new/` directory once per
-//! turn, then records every recipient's outcome and removes finished messages.
+//! never stalls the sessions), hands them to the loop's barriers (data, rename,
+//! directories), then records every recipient's outcome and removes finished
+//! messages.
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};

@@ -37,11 +37,13 @@ pub struct Spool {
     spares: Vec<String>,
 }
 
-/// A message being received into `tmp/`.
 /// Small writes are gathered up to this size: a typical message is written
 /// with one system call.
 const WRITE_BUFFER: usize = 8 * 1024;
+/// What is read first to find the envelope head: it and a small message.
+const HEAD_FIRST: u64 = 16 * 1024;
 
+/// A message being received into `tmp/`.
 #[derive(Debug)]
 pub struct Incoming {
     pub id: String,
@@ -71,7 +73,7 @@ impl Incoming {
             self.buffer.extend_from_slice(bytes);
             return Ok(());
         }
-        self.flush()?;
+        self.write_buffer()?;
         if bytes.len() >= WRITE_BUFFER {
             self.written += bytes.len() as u64;
             return self.file.write_all(bytes);
@@ -80,16 +82,21 @@ impl Incoming {
         Ok(())
     }
 
-    /// Writes out what is buffered.
+    /// Completes the file before its commit: writes out what is buffered and
+    /// cuts a reused file to what was written.
     pub fn flush(&mut self) -> io::Result<()> {
-        let result = self.file.write_all(&self.buffer);
-        self.written += self.buffer.len() as u64;
-        self.buffer.clear();
-        result?;
+        self.write_buffer()?;
         if self.reused {
             self.file.set_len(self.written)?;
         }
         Ok(())
+    }
+
+    fn write_buffer(&mut self) -> io::Result<()> {
+        let result = self.file.write_all(&self.buffer);
+        self.written += self.buffer.len() as u64;
+        self.buffer.clear();
+        result
     }
 }
 
@@ -194,9 +201,9 @@ impl Spool {
         let _ = fs::remove_file(self.msg.join(id));
     }
 
-    /// Start-up recovery: removes unacknowledged files from `tmp/` and state
-    /// files whose message is gone; returns the ids of committed messages,
-    /// oldest first.
+    /// Start-up recovery: takes the (never acknowledged) files in `tmp/` as
+    /// spares, removes state files whose message is gone, and returns the ids
+    /// of committed messages, oldest first.
     pub fn recover(&mut self) -> io::Result<Vec<String>> {
         self.spares.clear();
         for entry in fs::read_dir(&self.tmp)? {
@@ -233,11 +240,25 @@ impl Spool {
     pub fn load(&self, id: &str, fresh: bool) -> io::Result<Stored> {
         let mut file = File::open(self.msg.join(id))?;
         let total = file.metadata()?.len();
-        // One read brings the head (and all of a small message) at once.
-        let mut head = vec![0; total.min(MAX_HEAD) as usize];
-        file.read_exact(&mut head)?;
-        let (envelope, offset) = Envelope::parse(&head)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "corrupt envelope"))?;
+        // One read brings the head of almost any message (and all of a small
+        // one); a head with very many recipients takes a few more.
+        let limit = total.min(MAX_HEAD) as usize;
+        let mut head: Vec<u8> = Vec::new();
+        let (envelope, offset) = loop {
+            let filled = head.len();
+            let want = (HEAD_FIRST as usize).max(filled * 2).min(limit);
+            head.resize(want, 0);
+            file.read_exact(&mut head[filled..])?;
+            if let Some(parsed) = Envelope::parse(&head) {
+                break parsed;
+            }
+            if want == limit {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "corrupt envelope",
+                ));
+            }
+        };
         let state_text = if fresh {
             String::new()
         } else {

@@ -203,6 +203,15 @@ fn check_dot_atom(s: &str, utf8: bool) -> Result<(), AddressError> {
     Ok(())
 }
 
+/// True for a plain ASCII host name (no address literal) of at most 253
+/// octets, as a config file names hosts and domains.
+pub fn is_host_name(name: &str) -> bool {
+    name.len() <= 253
+        && name
+            .split('.')
+            .all(|l| l.is_ascii() && check_label(l, false).is_ok())
+}
+
 /// A Domain or address-literal, returned lower-cased.
 fn parse_domain(s: &str, utf8: bool) -> Result<String, AddressError> {
     if s.len() > MAX_DOMAIN {

@@ -195,9 +195,7 @@ impl Session {
 
     /// The peer was silent too long: say so and end the session.
     pub fn timeout(&mut self, host: &mut dyn Host) {
-        if self.in_data() || self.bdat.is_some() {
-            host.abort_message();
-        }
+        self.drop_message(host);
         self.reply(Reply::new(
             421,
             "4.4.2",
@@ -206,13 +204,17 @@ impl Session {
         self.mode = Mode::Closed;
     }
 
-    /// The server is shutting down or the peer vanished mid-message.
+    /// The connection is closing (the peer vanished, or the server closes it).
     pub fn abort(&mut self, host: &mut dyn Host) {
-        if self.in_data() || self.bdat.is_some() {
+        self.drop_message(host);
+        self.mode = Mode::Closed;
+    }
+
+    /// Throws away a message being received (DATA, or BDAT chunks so far).
+    fn drop_message(&mut self, host: &mut dyn Host) {
+        if self.bdat.take().is_some() || matches!(self.mode, Mode::Data(_)) {
             host.abort_message();
         }
-        self.bdat = None;
-        self.mode = Mode::Closed;
     }
 
     fn reply(&mut self, reply: Reply) {
@@ -349,9 +351,7 @@ impl Session {
     }
 
     fn reset(&mut self, host: &mut dyn Host) {
-        if self.bdat.take().is_some() {
-            host.abort_message();
-        }
+        self.drop_message(host);
         self.txn = None;
     }
 

@@ -39,7 +39,11 @@ impl Session {
         }
         let id = host.begin_message(txn)?;
         let received = self.received_header(txn, &id);
-        host.message_data(received.as_bytes())
+        let written = host.message_data(received.as_bytes());
+        if written.is_err() {
+            host.abort_message();
+        }
+        written
     }
 
     pub(super) fn data(&mut self, host: &mut dyn Host) {
