@@ -1,14 +1,19 @@
 //! One inbound SMTP connection: drives the sans-IO [`Session`] with bytes from
-//! its [`Conn`], and implements the session's [`Host`] with the router and the
-//! spool. Input is read into the server's shared scratch buffer; only bytes the
-//! session could not use yet are kept per connection, so an idle session holds
-//! no buffers.
+//! its [`Conn`], switches the connection to TLS when the session asks, and
+//! implements the session's [`Host`] with the router, the password file and
+//! the spool. Input is read into the server's shared scratch buffer; only
+//! bytes the session could not use yet are kept per connection, so an idle
+//! session holds no buffers.
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use rustls::ServerConfig;
+
+use crate::auth::{FailureTracker, Mechanism, Passwords};
 use crate::config::Config;
 use crate::deliver::route::{RcptCheck, Router};
 use crate::net::conn::{Conn, Io};
@@ -33,6 +38,9 @@ pub struct Shared<'a> {
     pub schedule: &'a mut Schedule,
     pub ids: &'a mut IdMaker,
     pub space: &'a mut SpaceCheck,
+    pub tls: Option<&'a Arc<ServerConfig>>,
+    pub passwords: Option<&'a Passwords>,
+    pub failures: &'a mut FailureTracker,
     pub scratch: &'a mut [u8],
 }
 
@@ -50,6 +58,8 @@ pub struct Inbound {
     /// The earliest timer armed for this session; a deadline before it needs
     /// a new timer (the heap's entries are never moved).
     pub timer_at: Instant,
+    /// Output and input wait until then (a failed login's delayed 535).
+    pub hold_until: Option<Instant>,
     pub generation: u64,
 }
 
@@ -72,6 +82,7 @@ impl Inbound {
             pending: Vec::new(),
             deadline,
             timer_at: deadline,
+            hold_until: None,
             generation,
         }
     }
@@ -85,11 +96,29 @@ impl Inbound {
         self.incoming.take()
     }
 
+    /// When the server must look at this session again without a socket
+    /// event: its timeout, or the end of a hold.
+    pub fn wake_at(&self) -> Instant {
+        self.hold_until
+            .map_or(self.deadline, |h| h.min(self.deadline))
+    }
+
     /// Moves bytes between the socket and the session until neither can make
     /// progress.
     pub fn drive(&mut self, shared: &mut Shared) -> Next {
+        if let Some(until) = self.hold_until {
+            if Instant::now() < until {
+                return Next::Wait;
+            }
+            self.hold_until = None;
+        }
         loop {
             let mut progress = false;
+            if self.conn.wants_flush() && self.conn.writable {
+                if let Io::Error(e) = self.conn.flush() {
+                    return self.lost(shared, Some(e));
+                }
+            }
             if !self.session.output().is_empty() && self.conn.writable {
                 match self.conn.write(self.session.output()) {
                     Io::Done(n) => {
@@ -102,11 +131,21 @@ impl Inbound {
                 }
             }
             if self.session.is_closed() {
-                return if self.session.output().is_empty() {
+                return if self.session.output().is_empty() && !self.conn.wants_flush() {
+                    self.conn.close_notify();
                     Next::Close
                 } else {
                     Next::Wait
                 };
+            }
+            if self.session.tls_requested() && !self.conn.is_tls() {
+                if !self.session.output().is_empty() || self.conn.wants_flush() {
+                    return Next::Wait;
+                }
+                if let Err(e) = self.start_tls(shared) {
+                    return self.lost(shared, Some(e));
+                }
+                progress = true;
             }
             if self.commit_requested {
                 return Next::Wait;
@@ -120,13 +159,15 @@ impl Inbound {
                     self.pending = Vec::new();
                 }
                 progress |= used > 0;
-                if self.commit_requested {
+                if self.commit_requested || self.hold() {
                     return Next::Wait;
                 }
             }
-            if self.session.wants_input() && self.conn.readable && self.pending.len() < PENDING_CAP
-            {
-                match self.conn.read(shared.scratch) {
+            let wants_input = self.session.wants_input() || self.conn.handshaking();
+            if wants_input && self.conn.can_read() && self.pending.len() < PENDING_CAP {
+                let read = self.conn.read(shared.scratch);
+                self.notice_handshake();
+                match read {
                     Io::Done(n) => {
                         let scratch = std::mem::take(&mut shared.scratch);
                         if self.pending.is_empty() {
@@ -139,6 +180,9 @@ impl Inbound {
                         // After feeding: DATA may just have begun or ended.
                         self.touch(shared.config);
                         progress = true;
+                        if self.hold() {
+                            return Next::Wait;
+                        }
                     }
                     Io::WouldBlock => {}
                     Io::Closed => return self.lost(shared, None),
@@ -148,6 +192,46 @@ impl Inbound {
             if !progress {
                 return Next::Wait;
             }
+        }
+    }
+
+    /// Throws away what the client sent after STARTTLS (never run inside
+    /// TLS: CVE-2011-0411) and starts the handshake.
+    fn start_tls(&mut self, shared: &mut Shared) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            log::warn!(
+                "[{}]: discarded {} bytes sent after STARTTLS before the handshake",
+                self.conn.peer.ip(),
+                self.pending.len()
+            );
+            self.pending = Vec::new();
+        }
+        let config = shared
+            .tls
+            .ok_or_else(|| io::Error::other("STARTTLS without a TLS config"))?;
+        self.conn.start_tls(config)
+    }
+
+    /// Tells the session once the handshake is done, before any plaintext
+    /// reaches it.
+    fn notice_handshake(&mut self) {
+        if self.session.tls_active() {
+            return;
+        }
+        if let Some(info) = self.conn.tls_info() {
+            log::info!("[{}]: TLS established: {info}", self.conn.peer.ip());
+            self.session.tls_established(info);
+        }
+    }
+
+    /// Starts holding the session if it asked for a pause (a failed login).
+    fn hold(&mut self) -> bool {
+        match self.session.take_hold() {
+            Some(delay) => {
+                self.hold_until = Some(Instant::now() + delay);
+                true
+            }
+            None => false,
         }
     }
 
@@ -290,6 +374,37 @@ impl Host for SpoolHost<'_, '_> {
             self.shared.spool.discard(incoming);
             self.shared.schedule.incoming_ended();
         }
+    }
+
+    fn authenticate(
+        &mut self,
+        mechanism: Mechanism,
+        user: &str,
+        password: &[u8],
+    ) -> Result<(), Duration> {
+        let ip = self.peer.ip();
+        let good = self
+            .shared
+            .passwords
+            .is_some_and(|p| p.verify(user, password));
+        if good {
+            log::info!(
+                "[{ip}]: sasl_method={}, sasl_username={user}",
+                mechanism.name()
+            );
+            return Ok(());
+        }
+        // The form fail2ban's postfix-sasl filter knows.
+        log::warn!(
+            "unknown[{ip}]: SASL {} authentication failed: user=<{}>",
+            mechanism.name(),
+            user.escape_debug()
+        );
+        Err(self.shared.failures.failed(ip, Instant::now()))
+    }
+
+    fn owns_sender(&mut self, login: &str, sender: &Mailbox) -> bool {
+        self.shared.router.sender_owned_by(sender, login)
     }
 }
 

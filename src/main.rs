@@ -1,6 +1,7 @@
 //! picomta: argv dispatch to the subcommands (`serve`, `check`), option parsing
 //! with getopts, logger setup.
 
+mod auth;
 mod config;
 mod deliver;
 mod durable;
@@ -77,29 +78,40 @@ fn main() -> ExitCode {
 
 /// `check` or `serve` with the config at `config_path`.
 fn run(check_only: bool, config_path: &std::path::Path) -> ExitCode {
-    let config = match Config::load(config_path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("picomta: {e}");
-            return ExitCode::from(EX_CONFIG as u8);
-        }
-    };
-    let router = match deliver::route::Router::load(&config) {
-        Ok(r) => r,
+    let loaded = match load(config_path) {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("picomta: {e}");
             return ExitCode::from(EX_CONFIG as u8);
         }
     };
     if check_only {
-        print!("{}", config.render());
+        print!("{}", loaded.config.render());
         return ExitCode::SUCCESS;
     }
-    match serve::run(config, router) {
+    match serve::run(loaded) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("fatal: {e}");
             ExitCode::from(71)
         }
     }
+}
+
+/// The config and every file it names (users, aliases, certificate,
+/// passwords), so `check` finds the same errors `serve` would.
+fn load(config_path: &std::path::Path) -> Result<serve::Loaded, config::ConfigError> {
+    let config = Config::load(config_path)?;
+    let router = deliver::route::Router::load(&config)?;
+    let tls = net::tls::load_server(&config)?;
+    let passwords = match &config.passwords {
+        Some(path) => Some(auth::Passwords::load(path)?),
+        None => None,
+    };
+    Ok(serve::Loaded {
+        config,
+        router,
+        tls,
+        passwords,
+    })
 }

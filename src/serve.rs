@@ -4,12 +4,16 @@
 //! makes finished messages and Maildir copies durable before their 250s.
 
 use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Interest, Token};
+use rustls::ServerConfig;
 
-use crate::config::Config;
+use crate::auth::{FailureTracker, Passwords};
+use crate::config::{Config, ListenKind};
 use crate::deliver::local::{self, LocalDelivery};
 use crate::deliver::route::Router;
 use crate::durable::Durability;
@@ -39,6 +43,9 @@ macro_rules! shared {
             schedule: &mut $server.schedule,
             ids: &mut $server.ids,
             space: &mut $server.space,
+            tls: $server.tls.as_ref(),
+            passwords: $server.passwords.as_ref(),
+            failures: &mut $server.failures,
             scratch: &mut $server.scratch,
         }
     };
@@ -67,13 +74,17 @@ struct Commit<T> {
 }
 
 enum Owner {
-    Listener(TcpListener),
+    /// A listening socket and its index in `config.listen`.
+    Listener(TcpListener, usize),
     Inbound(Box<Inbound>),
 }
 
 struct Server {
     config: Config,
     router: Router,
+    tls: Option<Arc<ServerConfig>>,
+    passwords: Option<Passwords>,
+    failures: FailureTracker,
     reactor: Reactor,
     owners: Slab<Owner>,
     listeners: usize,
@@ -93,7 +104,22 @@ struct Server {
     scratch: Vec<u8>,
 }
 
-pub fn run(config: Config, router: Router) -> io::Result<()> {
+/// What `serve` runs with: the config and what was loaded from the files it
+/// names.
+pub struct Loaded {
+    pub config: Config,
+    pub router: Router,
+    pub tls: Option<Arc<ServerConfig>>,
+    pub passwords: Option<Passwords>,
+}
+
+pub fn run(loaded: Loaded) -> io::Result<()> {
+    let Loaded {
+        config,
+        router,
+        tls,
+        passwords,
+    } = loaded;
     log::info!(
         "picomta {} starting with {}",
         env!("CARGO_PKG_VERSION"),
@@ -111,21 +137,24 @@ pub fn run(config: Config, router: Router) -> io::Result<()> {
     }
     let reactor = Reactor::new()?;
     let mut owners = Slab::new();
-    for l in &config.listen {
+    for (index, l) in config.listen.iter().enumerate() {
         let listener = listen::bind(l.addr).map_err(|e| context(e, "listen", &l.addr))?;
-        let token = owners.insert_with(|_, _| Owner::Listener(listener));
-        if let Some(Owner::Listener(listener)) = owners.get_mut(token) {
+        let token = owners.insert_with(|_, _| Owner::Listener(listener, index));
+        if let Some(Owner::Listener(listener, _)) = owners.get_mut(token) {
             reactor
                 .registry()
                 .register(listener, token, Interest::READABLE)?;
         }
-        log::info!("listening on {}", l.addr);
+        log::info!("listening on {l}");
     }
     let sync_method = config.sync_method;
     let mut server = Server {
         listeners: config.listen.len(),
         config,
         router,
+        tls,
+        passwords,
+        failures: FailureTracker::new(),
         reactor,
         owners,
         spool,
@@ -176,7 +205,7 @@ impl Server {
 
     fn ready(&mut self, r: Ready) {
         match self.owners.get_mut(r.token) {
-            Some(Owner::Listener(_)) => self.accept(r.token),
+            Some(Owner::Listener(..)) => self.accept(r.token),
             Some(Owner::Inbound(inbound)) => {
                 inbound.conn.readable |= r.readable;
                 inbound.conn.writable |= r.writable;
@@ -188,7 +217,7 @@ impl Server {
 
     fn accept(&mut self, token: Token) {
         loop {
-            let Some(Owner::Listener(listener)) = self.owners.get_mut(token) else {
+            let Some(&mut Owner::Listener(ref listener, index)) = self.owners.get_mut(token) else {
                 return;
             };
             let (mut stream, peer) = match listener.accept() {
@@ -216,15 +245,10 @@ impl Server {
                 continue;
             }
             log::info!("connect from [{}]:{}", peer.ip(), peer.port());
-            let session_config = SessionConfig {
-                hostname: self.config.hostname.clone(),
-                max_message_size: self.config.max_message_size,
-                max_recipients: self.config.max_recipients,
-                max_errors: self.config.max_errors,
+            let Some((conn, session)) = self.new_session(stream, peer, index) else {
+                continue;
             };
             let deadline = Instant::now() + self.config.command_timeout;
-            let conn = Conn::new(stream, peer);
-            let session = Session::new(session_config, peer);
             let new = self.owners.insert_with(|_, generation| {
                 Owner::Inbound(Box::new(Inbound::new(conn, session, deadline, generation)))
             });
@@ -246,6 +270,38 @@ impl Server {
         }
     }
 
+    /// The connection and session for a client of listener `index`.
+    fn new_session(
+        &self,
+        stream: mio::net::TcpStream,
+        peer: SocketAddr,
+        index: usize,
+    ) -> Option<(Conn, Session)> {
+        let config = &self.config;
+        let listen = &config.listen[index];
+        let session_config = SessionConfig {
+            hostname: config.hostname.clone(),
+            max_message_size: config.max_message_size,
+            max_recipients: config.max_recipients,
+            max_errors: config.max_errors,
+            starttls: self.tls.is_some() && listen.kind != ListenKind::Smtps,
+            auth: self.passwords.is_some(),
+            plaintext_auth: config.plaintext_auth_allowed(listen),
+            require_auth: listen.kind.requires_auth(),
+            sender_login: config.sender_login,
+        };
+        let relay_client = config.relay_networks.iter().any(|n| n.contains(peer.ip()));
+        let mut conn = Conn::new(stream, peer);
+        if listen.kind == ListenKind::Smtps {
+            let tls = self.tls.as_ref()?;
+            if let Err(e) = conn.start_tls(tls) {
+                log::error!("TLS for [{}]: {e}", peer.ip());
+                return None;
+            }
+        }
+        Some((conn, Session::new(session_config, peer, relay_client)))
+    }
+
     /// Drives one connection and collects a finished message for the commit.
     fn drive(&mut self, token: Token) {
         let Some(Owner::Inbound(inbound)) = self.owners.get_mut(token) else {
@@ -253,10 +309,10 @@ impl Server {
         };
         let mut shared = shared!(self);
         let next = inbound.drive(&mut shared);
-        if inbound.deadline < inbound.timer_at {
-            inbound.timer_at = inbound.deadline;
-            self.reactor
-                .add_timer(inbound.deadline, token, inbound.generation);
+        let wake = inbound.wake_at();
+        if wake < inbound.timer_at {
+            inbound.timer_at = wake;
+            self.reactor.add_timer(wake, token, inbound.generation);
         }
         if let Some(incoming) = inbound.take_commit() {
             self.commits.push((token, inbound.generation, incoming));
@@ -270,9 +326,14 @@ impl Server {
         let Some(Owner::Inbound(inbound)) = self.owners.get_gen_mut(token, generation) else {
             return;
         };
-        if inbound.deadline > Instant::now() {
+        if inbound.hold_until.is_some_and(|h| h <= Instant::now()) {
             inbound.timer_at = inbound.deadline;
             self.reactor.add_timer(inbound.deadline, token, generation);
+            return self.drive(token);
+        }
+        if inbound.deadline > Instant::now() {
+            inbound.timer_at = inbound.wake_at();
+            self.reactor.add_timer(inbound.timer_at, token, generation);
             return;
         }
         let mut shared = shared!(self);

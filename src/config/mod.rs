@@ -1,6 +1,7 @@
 //! The configuration file: `key value` lines, `#` comments, validated into a
 //! [`Config`] with defaults; every error names `file:line`.
 
+mod network;
 mod values;
 
 use std::fmt;
@@ -15,11 +16,7 @@ use values::*;
 /// Exit status for a configuration error (sysexits.h EX_CONFIG).
 pub const EX_CONFIG: i32 = 78;
 
-/// One `listen ADDR:PORT [kind]` line. Only `smtp` exists until TLS lands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listen {
-    pub addr: SocketAddr,
-}
+pub use network::{Cidr, Listen, ListenKind};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -28,8 +25,24 @@ pub struct Config {
     /// `hostname NAME`: greeting, Received, Maildir file names. Default: the
     /// system host name.
     pub hostname: String,
-    /// `listen ADDR:PORT`, repeatable; IPv6 as `[::1]:2525`. Default: 127.0.0.1:2525.
+    /// `listen ADDR:PORT [smtp|submission|smtps]`, repeatable; IPv6 as
+    /// `[::1]:2525`. Default: 127.0.0.1:2525 smtp.
     pub listen: Vec<Listen>,
+    /// `tls_cert FILE` and `tls_key FILE` (PEM): both or neither. Needed by
+    /// `submission` and `smtps` listeners; enable STARTTLS on `smtp` ones.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// `passwords FILE`: `user:$6$…` lines for AUTH. Default: none (no AUTH).
+    pub passwords: Option<PathBuf>,
+    /// `relay_networks CIDR…` (repeatable; `none` for no network): clients
+    /// that may send to any domain without AUTH. Default: loopback.
+    pub relay_networks: Vec<Cidr>,
+    /// `plaintext_auth_on_loopback yes|no`: offer AUTH without TLS on
+    /// listeners bound to a loopback address. Default no.
+    pub plaintext_auth_on_loopback: bool,
+    /// `sender_login yes|no`: an authenticated user may only send from its own
+    /// addresses. Default no.
+    pub sender_login: bool,
     /// `spool DIR`. Default `spool` (relative to the working directory).
     pub spool: PathBuf,
     /// `maildir TEMPLATE` containing `{user}` exactly once, e.g. `mail/{user}`.
@@ -68,6 +81,11 @@ pub struct Config {
     /// `sync_method fsync|syncfs`: how each loop turn's writes are made durable
     /// (see `durable.rs`). Default `syncfs`.
     pub sync_method: SyncMethod,
+    /// The line that set each key, for errors found after parsing (a
+    /// certificate that cannot be read names its `tls_cert` line).
+    lines: Vec<(&'static str, usize)>,
+    /// The line of each `listen` entry, in order.
+    listen_lines: Vec<usize>,
 }
 
 /// A configuration error, shown as `file:line: message` (line 0: the file itself).
@@ -94,11 +112,12 @@ const KEYS: &[&str] = &[
     "hostname", "listen", "spool", "maildir", "local_domains", "users", "aliases",
     "recipient_delimiter", "max_connections", "max_message_size", "max_recipients",
     "max_errors", "max_queue_messages", "min_free_space", "command_timeout", "data_timeout",
-    "retry_min", "retry_max", "sync_method",
+    "retry_min", "retry_max", "sync_method", "tls_cert", "tls_key", "passwords",
+    "relay_networks", "plaintext_auth_on_loopback", "sender_login",
 ];
 
 /// Keys that may appear on several lines, each line adding to the list.
-const REPEATABLE: &[&str] = &["listen", "local_domains"];
+const REPEATABLE: &[&str] = &["listen", "local_domains", "relay_networks"];
 
 pub(crate) const KIB: u64 = 1024;
 pub(crate) const MIB: u64 = 1024 * KIB;
@@ -127,6 +146,12 @@ impl Config {
             path: path.to_path_buf(),
             hostname: String::new(),
             listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            passwords: None,
+            relay_networks: Vec::new(),
+            plaintext_auth_on_loopback: false,
+            sender_login: false,
             spool: PathBuf::from("spool"),
             maildir: "mail/{user}/Maildir".to_string(),
             local_domains: Vec::new(),
@@ -144,7 +169,10 @@ impl Config {
             retry_min: Duration::from_secs(60),
             retry_max: Duration::from_secs(3600),
             sync_method: SyncMethod::Syncfs,
+            lines: Vec::new(),
+            listen_lines: Vec::new(),
         };
+        let mut relay_networks_set = false;
         // Key -> the line that (last) set it, for duplicates and cross-key errors.
         let mut seen: Vec<(&str, usize)> = Vec::new();
         for (index, raw) in text.lines().enumerate() {
@@ -170,8 +198,20 @@ impl Config {
             }
             seen.retain(|(k, _)| *k != key);
             seen.push((key, line));
+            relay_networks_set |= key == "relay_networks";
             config.set(key, values).map_err(error)?;
+            if key == "listen" {
+                config.listen_lines.push(line);
+            }
         }
+        config.lines = seen
+            .iter()
+            .filter_map(|&(key, line)| KEYS.iter().find(|&&k| k == key).map(|&k| (k, line)))
+            .collect();
+        if !relay_networks_set {
+            config.relay_networks = Cidr::loopback();
+        }
+        config.check_listeners()?;
         let line_of = |key: &str| seen.iter().find(|(k, _)| *k == key).map(|&(_, l)| l);
         if config.retry_min > config.retry_max {
             let line = line_of("retry_min").max(line_of("retry_max")).unwrap_or(0);
@@ -191,6 +231,7 @@ impl Config {
         if config.listen.is_empty() {
             config.listen.push(Listen {
                 addr: SocketAddr::from(([127, 0, 0, 1], 2525)),
+                kind: ListenKind::Smtp,
             });
         }
         if config.local_domains.is_empty() {
@@ -209,6 +250,7 @@ impl Config {
         if REPEATABLE.contains(&key) {
             return match key {
                 "listen" => self.add_listen(values),
+                "relay_networks" => self.add_relay_networks(values),
                 _ => self.add_domains(values),
             };
         }
@@ -230,6 +272,11 @@ impl Config {
             "maildir" => self.maildir = value.to_string(),
             "users" => self.users = Some(PathBuf::from(value)),
             "aliases" => self.aliases = Some(PathBuf::from(value)),
+            "tls_cert" => self.tls_cert = Some(PathBuf::from(value)),
+            "tls_key" => self.tls_key = Some(PathBuf::from(value)),
+            "passwords" => self.passwords = Some(PathBuf::from(value)),
+            "plaintext_auth_on_loopback" => self.plaintext_auth_on_loopback = yes_no(key, value)?,
+            "sender_login" => self.sender_login = yes_no(key, value)?,
             "recipient_delimiter" => self.recipient_delimiter = delimiter(value)?,
             "max_connections" => self.max_connections = positive(key, value)?,
             "max_recipients" => self.max_recipients = positive(key, value)?,
@@ -260,26 +307,91 @@ impl Config {
     }
 
     fn add_listen(&mut self, values: &[&str]) -> Result<(), String> {
-        let (addr, kind) = match values {
-            [] => return Err("missing value for 'listen'".to_string()),
-            [addr] => (*addr, "smtp"),
-            [addr, kind] => (*addr, *kind),
-            _ => return Err("'listen' takes an address and an optional kind".to_string()),
-        };
-        if kind != "smtp" {
-            return Err(format!("unknown listener kind '{kind}' (only smtp)"));
+        let listen = Listen::parse(values)?;
+        if self.listen.iter().any(|l| l.addr == listen.addr) {
+            return Err(format!("duplicate listen address '{}'", listen.addr));
         }
-        let addr: SocketAddr = addr
-            .parse()
-            .map_err(|_| format!("bad address '{addr}' for 'listen' (IPv4:PORT or [IPv6]:PORT)"))?;
-        if addr.port() == 0 {
-            return Err(format!("listen address '{addr}' needs a port other than 0"));
-        }
-        if self.listen.iter().any(|l| l.addr == addr) {
-            return Err(format!("duplicate listen address '{addr}'"));
-        }
-        self.listen.push(Listen { addr });
+        self.listen.push(listen);
         Ok(())
+    }
+
+    fn add_relay_networks(&mut self, values: &[&str]) -> Result<(), String> {
+        match values {
+            [] => Err("missing value for 'relay_networks'".to_string()),
+            ["none"] => Ok(()),
+            _ => {
+                for value in values {
+                    let cidr = Cidr::parse(value)?;
+                    if !self.relay_networks.contains(&cidr) {
+                        self.relay_networks.push(cidr);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Cross-key rules: TLS needs both files; submission ports need a way to
+    /// authenticate. Reported at the line that cannot be served.
+    fn check_listeners(&self) -> Result<(), ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err(self.error_at("tls_cert", "tls_cert needs tls_key")),
+            (None, Some(_)) => return Err(self.error_at("tls_key", "tls_key needs tls_cert")),
+            _ => {}
+        }
+        for l in &self.listen {
+            let what = match l.kind {
+                ListenKind::Smtp => continue,
+                ListenKind::Smtps if self.tls_cert.is_none() => {
+                    "an smtps listener needs tls_cert and tls_key"
+                }
+                ListenKind::Submission
+                    if self.tls_cert.is_none() && !self.plaintext_auth_allowed(l) =>
+                {
+                    "a submission listener needs tls_cert and tls_key (AUTH is only offered over TLS)"
+                }
+                _ if self.passwords.is_none() => {
+                    "this listener needs a passwords file (submission ports serve only authenticated users)"
+                }
+                _ => continue,
+            };
+            let line = self.listen_line(l);
+            return Err(ConfigError {
+                file: self.path.clone(),
+                line,
+                message: format!("listen {l}: {what}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether AUTH may be offered on `listen` before TLS.
+    pub fn plaintext_auth_allowed(&self, listen: &Listen) -> bool {
+        self.plaintext_auth_on_loopback && listen.addr.ip().is_loopback()
+    }
+
+    /// The line of the `listen` line for `listen` (the last `listen` line
+    /// if lines are not tracked, e.g. in a default config).
+    fn listen_line(&self, listen: &Listen) -> usize {
+        let index = self.listen.iter().position(|l| l == listen).unwrap_or(0);
+        self.listen_lines.get(index).copied().unwrap_or(0)
+    }
+
+    /// An error about the value of `key`, at the line that set it.
+    pub fn error_at(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.path.clone(),
+            line: self.line_of(key),
+            message: message.into(),
+        }
+    }
+
+    /// The line that set `key`, or 0 if it was not set.
+    pub fn line_of(&self, key: &str) -> usize {
+        self.lines
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(0, |&(_, line)| line)
     }
 
     fn add_domains(&mut self, values: &[&str]) -> Result<(), String> {
@@ -308,7 +420,7 @@ impl Config {
         };
         line("hostname", &self.hostname);
         for l in &self.listen {
-            line("listen", &l.addr);
+            line("listen", l);
         }
         line("spool", &self.spool.display());
         line("maildir", &self.maildir);
@@ -334,7 +446,24 @@ impl Config {
                 SyncMethod::Syncfs => "syncfs",
             },
         );
-        for (key, file) in [("users", &self.users), ("aliases", &self.aliases)] {
+        let networks: Vec<String> = self.relay_networks.iter().map(Cidr::to_string).collect();
+        match networks.is_empty() {
+            true => line("relay_networks", &"none"),
+            false => line("relay_networks", &networks.join(" ")),
+        }
+        let yes_no = |on: bool| if on { "yes" } else { "no" };
+        line(
+            "plaintext_auth_on_loopback",
+            &yes_no(self.plaintext_auth_on_loopback),
+        );
+        line("sender_login", &yes_no(self.sender_login));
+        for (key, file) in [
+            ("users", &self.users),
+            ("aliases", &self.aliases),
+            ("passwords", &self.passwords),
+            ("tls_cert", &self.tls_cert),
+            ("tls_key", &self.tls_key),
+        ] {
             match file {
                 Some(p) => line(key, &p.display()),
                 // Unset has no value syntax: say so in a comment, which parses back to unset.

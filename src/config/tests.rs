@@ -17,12 +17,15 @@ fn defaults() {
         format!("{} localhost", host.to_ascii_lowercase())
     };
     let want = format!(
-        "# picomta effective settings\nhostname {host}\nlisten 127.0.0.1:2525\n\
+        "# picomta effective settings\nhostname {host}\nlisten 127.0.0.1:2525 smtp\n\
          spool spool\nmaildir mail/{{user}}/Maildir\nlocal_domains {domains}\n\
          recipient_delimiter +\nmax_connections 100\nmax_message_size 25M\n\
          max_recipients 100\nmax_errors 10\nmax_queue_messages 10000\n\
          min_free_space 100M\ncommand_timeout 5m\ndata_timeout 5m\nretry_min 1m\n\
-         retry_max 1h\nsync_method syncfs\n# users (not set)\n# aliases (not set)\n"
+         retry_max 1h\nsync_method syncfs\nrelay_networks 127.0.0.0/8 ::1/128\n\
+         plaintext_auth_on_loopback no\nsender_login no\n# users (not set)\n\
+         # aliases (not set)\n# passwords (not set)\n# tls_cert (not set)\n\
+         # tls_key (not set)\n"
     );
     assert_eq!(c.render(), want);
     assert_eq!(
@@ -60,7 +63,21 @@ const ERRORS: &str = "
     listen 127.0.0.1                  => 1: bad address '127.0.0.1'
     listen ::1:25                     => 1: bad address '::1:25'
     listen 127.0.0.1:0                => 1: needs a port other than 0
-    listen 127.0.0.1:25 tls           => 1: unknown listener kind 'tls' (only smtp)
+    listen 127.0.0.1:25 tls           => 1: unknown listener kind 'tls' (smtp, submission or smtps)
+    listen 127.0.0.1:465 smtps        => 1: listen 127.0.0.1:465 smtps: an smtps listener needs tls_cert and tls_key
+    listen [::1]:587 submission       => 1: a submission listener needs tls_cert and tls_key
+    tls_cert c;tls_key k;listen [::1]:587 submission => 3: needs a passwords file
+    passwords p;plaintext_auth_on_loopback yes;listen 10.0.0.1:587 submission => 3: needs tls_cert
+    tls_cert c.pem                    => 1: tls_cert needs tls_key
+    # x;tls_key k.pem                 => 2: tls_key needs tls_cert
+    relay_networks 10.0.0.1/8         => 1: network '10.0.0.1/8' has host bits set (did you mean 10.0.0.0/8?)
+    relay_networks 10.0.0.0/33        => 1: bad network '10.0.0.0/33' in 'relay_networks'
+    relay_networks ::1/129            => 1: bad network '::1/129'
+    relay_networks 10.0.0.0/          => 1: bad network '10.0.0.0/'
+    relay_networks foo                => 1: bad network 'foo'
+    relay_networks                    => 1: missing value for 'relay_networks'
+    sender_login maybe                => 1: 'sender_login' must be yes or no, not 'maybe'
+    plaintext_auth_on_loopback 1      => 1: 'plaintext_auth_on_loopback' must be yes or no
     listen 127.0.0.1:25 smtp x        => 1: 'listen' takes an address and an optional kind
     listen [::1]:25;listen [::1]:25   => 2: duplicate listen address '[::1]:25'
     maildir mail                      => 1: maildir template 'mail' must contain {user} exactly once
@@ -111,13 +128,53 @@ fn comments_values_and_repeated_keys() {
 }
 
 #[test]
+fn relay_networks_and_listener_kinds() {
+    let c = parse("relay_networks none").expect("ok");
+    assert!(c.relay_networks.is_empty());
+    assert!(c.render().contains("\nrelay_networks none\n"));
+    let c =
+        parse("relay_networks 192.168.0.0/16 2001:db8::/32\nrelay_networks 10.0.0.7").expect("ok");
+    let inside = |ip: &str| {
+        c.relay_networks
+            .iter()
+            .any(|n| n.contains(ip.parse().unwrap()))
+    };
+    assert!(inside("192.168.200.1") && inside("10.0.0.7") && inside("2001:db8::5"));
+    assert!(
+        inside("::ffff:192.168.1.1"),
+        "v4-mapped addresses match v4 networks"
+    );
+    assert!(!inside("192.169.0.1") && !inside("10.0.0.8") && !inside("127.0.0.1"));
+    assert!(!inside("2001:db9::1"));
+    let c = parse("").expect("ok");
+    let loopback = |ip: &str| {
+        c.relay_networks
+            .iter()
+            .any(|n| n.contains(ip.parse().unwrap()))
+    };
+    assert!(loopback("127.0.0.1") && loopback("127.9.8.7") && loopback("::1"));
+    assert!(!loopback("10.0.0.1") && !loopback("::2"));
+    let all = parse("relay_networks 0.0.0.0/0").expect("ok");
+    assert!(all.relay_networks[0].contains("8.8.8.8".parse().unwrap()));
+
+    // Plain-text AUTH lets a loopback submission port run without a certificate.
+    let c = parse("passwords p\nplaintext_auth_on_loopback yes\nlisten 127.0.0.1:587 submission")
+        .expect("ok");
+    assert!(c.plaintext_auth_allowed(&c.listen[0]));
+    assert_eq!(c.listen[0].kind, ListenKind::Submission);
+}
+
+#[test]
 fn render_round_trips() {
-    let full = "hostname mx.example\nlisten 127.0.0.1:2525\nlisten [::1]:2587\n\
+    let full = "hostname mx.example\nlisten 127.0.0.1:2525 smtp\nlisten [::1]:2587 submission\n\
+        listen 0.0.0.0:465 smtps\n\
         spool /var/spool/picomta\nmaildir /home/{user}/Maildir\n\
         local_domains example.org example.net\nrecipient_delimiter none\n\
         max_connections 7\nmax_message_size 1000\nmax_recipients 3\nmax_errors 4\n\
         max_queue_messages 5\nmin_free_space 0\ncommand_timeout 61s\ndata_timeout 2h\n\
-        retry_min 90s\nretry_max 3d\nsync_method fsync\nusers /etc/picomta/users\naliases /etc/aliases\n";
+        retry_min 90s\nretry_max 3d\nsync_method fsync\nrelay_networks 192.168.1.0/24 fd00::/8 10.1.2.3/32\n\
+        plaintext_auth_on_loopback yes\nsender_login yes\nusers /etc/picomta/users\naliases /etc/aliases\n\
+        passwords /etc/picomta/passwords\ntls_cert /etc/ssl/mx.pem\ntls_key /etc/ssl/mx.key\n";
     let rendered = parse(full).expect("ok").render();
     assert_eq!(rendered, format!("# picomta effective settings\n{full}"));
     let default = parse("").expect("ok").render();
@@ -148,7 +205,8 @@ fn example_config_parses() {
     assert_eq!(
         c.listen,
         [Listen {
-            addr: SocketAddr::from(([127, 0, 0, 1], 2525))
+            addr: SocketAddr::from(([127, 0, 0, 1], 2525)),
+            kind: ListenKind::Smtp,
         }]
     );
     assert_eq!(c.local_domains, ["localhost", "example.test"]);

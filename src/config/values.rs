@@ -40,6 +40,15 @@ pub(super) fn delimiter(value: &str) -> Result<Option<char>, String> {
     }
 }
 
+/// A switch: `yes` or `no`.
+pub(super) fn yes_no(key: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("'{key}' must be yes or no, not '{value}'")),
+    }
+}
+
 /// Plain decimal digits only: `u64::from_str` would also take a `+` sign.
 pub(super) fn digits(value: &str) -> Option<u64> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {

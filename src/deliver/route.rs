@@ -151,6 +151,23 @@ impl Router {
         }
     }
 
+    /// Whether `login` may send as `sender` (`sender_login`): the address is
+    /// the login itself, or a local address whose mail goes to the login's
+    /// mailbox and nowhere else (so a shared alias belongs to nobody).
+    pub fn sender_owned_by(&self, sender: &Mailbox, login: &str) -> bool {
+        if sender.to_string().eq_ignore_ascii_case(login) {
+            return true;
+        }
+        if sender.domain.is_empty() || !self.is_local_domain(&sender.domain) {
+            return false;
+        }
+        let targets = self.expand(sender);
+        !targets.is_empty()
+            && targets
+                .iter()
+                .all(|t| matches!(t, Target::Mailbox(m) if m.eq_ignore_ascii_case(login)))
+    }
+
     pub fn check_rcpt(&self, rcpt: &Mailbox) -> RcptCheck {
         match self.is_local_rcpt(rcpt) {
             None => RcptCheck::UnknownUser,

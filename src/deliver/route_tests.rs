@@ -4,33 +4,19 @@ use super::*;
 use crate::deliver::aliases::parse_aliases;
 use crate::deliver::users::parse_users;
 use std::path::Path;
-use std::time::Duration;
 
-/// A Config with every field filled, since `Config::parse` is not ours.
+/// A config with the given files; the rest as the tests' router has it.
 fn config(users: Option<PathBuf>, aliases: Option<PathBuf>) -> Config {
-    let mins = |m: u64| Duration::from_secs(60 * m);
-    Config {
-        path: PathBuf::from("test.conf"),
-        hostname: "mx.example.org".into(),
-        listen: Vec::new(),
-        spool: PathBuf::from("spool"),
-        maildir: "/srv/mail/{user}/Maildir".into(),
-        local_domains: vec!["example.org".into(), "localhost".into()],
-        users,
-        aliases,
-        recipient_delimiter: Some('+'),
-        max_connections: 100,
-        max_message_size: 25 << 20,
-        max_recipients: 100,
-        max_errors: 10,
-        max_queue_messages: 10000,
-        min_free_space: 100 << 20,
-        command_timeout: mins(5),
-        data_timeout: mins(5),
-        retry_min: mins(1),
-        retry_max: mins(60),
-        sync_method: crate::durable::SyncMethod::Fsync,
+    let mut text = String::from(
+        "hostname mx.example.org\nlocal_domains example.org localhost\n\
+         maildir /srv/mail/{user}/Maildir\n",
+    );
+    for (key, file) in [("users", users), ("aliases", aliases)] {
+        if let Some(file) = file {
+            text.push_str(&format!("{key} {}\n", file.display()));
+        }
     }
+    Config::parse(Path::new("test.conf"), &text).expect("test config")
 }
 
 fn router(users: &str, aliases: &str) -> Router {

@@ -1,17 +1,21 @@
 //! The inbound SMTP session (RFC 5321, with PIPELINING, SIZE, 8BITMIME,
-//! ENHANCEDSTATUSCODES, SMTPUTF8, CHUNKING) as a sans-IO state machine: bytes in,
-//! replies out, and calls to a [`Host`] for the decisions and storage that live
-//! outside the protocol (recipient lookup, the spool). Nothing here touches a
-//! socket or a file, so every path is unit-tested with in-memory hosts.
+//! ENHANCEDSTATUSCODES, SMTPUTF8, CHUNKING, STARTTLS, AUTH) as a sans-IO state
+//! machine: bytes in, replies out, and calls to a [`Host`] for the decisions
+//! and storage that live outside the protocol (recipient lookup, logins, the
+//! spool). Nothing here touches a socket or a file, so every path is
+//! unit-tested with in-memory hosts; TLS itself is the connection's business.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::address::{Mailbox, ReversePath};
 use super::command::{parse_command, Command, CommandError, MailParams};
 use super::reply::Reply;
+use crate::auth::Mechanism;
 use crate::deliver::route::RcptCheck;
 use crate::util;
 use body::{BdatState, Body};
+use security::Security;
 
 /// Longest command line, CRLF included (RFC 5321 4.5.3.1.4).
 pub const MAX_COMMAND_LINE: usize = 512;
@@ -26,6 +30,18 @@ pub struct SessionConfig {
     pub max_message_size: u64,
     pub max_recipients: usize,
     pub max_errors: u32,
+    /// STARTTLS can be offered: a certificate is configured and the listener
+    /// is not implicit TLS.
+    pub starttls: bool,
+    /// A passwords file is configured: AUTH can be offered once encrypted.
+    pub auth: bool,
+    /// AUTH may be offered before TLS (`plaintext_auth_on_loopback` on a
+    /// loopback listener).
+    pub plaintext_auth: bool,
+    /// MAIL needs a login first (submission and smtps listeners).
+    pub require_auth: bool,
+    /// A login may only send from its own addresses.
+    pub sender_login: bool,
 }
 
 /// The envelope of the transaction being received.
@@ -52,6 +68,16 @@ pub trait Host {
     fn end_message(&mut self);
     /// Throws away the message being written.
     fn abort_message(&mut self);
+    /// Checks a login. A failure says how long to hold the 535 reply (the
+    /// host counts failures per client).
+    fn authenticate(
+        &mut self,
+        mechanism: Mechanism,
+        user: &str,
+        password: &[u8],
+    ) -> Result<(), Duration>;
+    /// Whether `login` may use `sender` in MAIL FROM (`sender_login`).
+    fn owns_sender(&mut self, login: &str, sender: &Mailbox) -> bool;
 }
 
 /// Where the session is in the protocol.
@@ -70,6 +96,8 @@ enum Mode {
     },
     /// The message is being made durable; input waits.
     AwaitingCommit,
+    /// STARTTLS answered: input waits for the server to start TLS.
+    StartTls,
     /// QUIT or 421 sent: nothing more is read.
     Closed,
 }
@@ -77,27 +105,32 @@ enum Mode {
 pub struct Session {
     config: SessionConfig,
     peer: SocketAddr,
+    /// The client's address is in `relay_networks`.
+    relay_client: bool,
     helo: Option<(String, bool)>,
     txn: Option<Transaction>,
     /// BDAT message state; Some from the first chunk until LAST or RSET.
     bdat: Option<BdatState>,
     mode: Mode,
     errors: u32,
+    security: Security,
     out: Vec<u8>,
     out_sent: usize,
     scratch: Vec<u8>,
 }
 
 impl Session {
-    pub fn new(config: SessionConfig, peer: SocketAddr) -> Session {
+    pub fn new(config: SessionConfig, peer: SocketAddr, relay_client: bool) -> Session {
         let mut s = Session {
             config,
             peer,
+            relay_client,
             helo: None,
             txn: None,
             bdat: None,
             mode: Mode::Command { discarding: false },
             errors: 0,
+            security: Security::default(),
             out: Vec::new(),
             out_sent: 0,
             scratch: Vec::new(),
@@ -132,8 +165,10 @@ impl Session {
 
     /// True while the session can use more input now.
     pub fn wants_input(&self) -> bool {
-        !matches!(self.mode, Mode::AwaitingCommit | Mode::Closed)
-            && self.output().len() < OUTPUT_HIGH_WATER
+        !matches!(
+            self.mode,
+            Mode::AwaitingCommit | Mode::Closed | Mode::StartTls
+        ) && self.output().len() < OUTPUT_HIGH_WATER
     }
 
     /// True between DATA's 354 (or the first BDAT) and the end of the message,
@@ -160,15 +195,18 @@ impl Session {
                         }
                         None => break,
                         Some(nl) => {
-                            if discarding {
+                            if discarding || nl + 1 > MAX_COMMAND_LINE {
                                 self.mode = Mode::Command { discarding: false };
-                                self.error(Reply::new(500, "5.5.2", "Error: line too long"));
-                            } else if nl + 1 > MAX_COMMAND_LINE {
+                                self.sasl_abandoned();
                                 self.error(Reply::new(500, "5.5.2", "Error: line too long"));
                             } else {
                                 let line = &rest[..nl];
                                 let line = line.strip_suffix(b"\r").unwrap_or(line);
-                                self.command(line, host);
+                                if self.security.sasl.is_some() {
+                                    self.sasl_line(line, host);
+                                } else {
+                                    self.command(line, host);
+                                }
                             }
                             nl + 1
                         }
@@ -176,7 +214,7 @@ impl Session {
                 }
                 Mode::Data(_) => self.data_input(rest, host),
                 Mode::Bdat { .. } => self.bdat_input(rest, host),
-                Mode::AwaitingCommit | Mode::Closed => break,
+                Mode::AwaitingCommit | Mode::Closed | Mode::StartTls => break,
             };
             pos += used;
         }
@@ -267,9 +305,8 @@ impl Session {
                 "2.0.0",
                 "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP",
             )),
-            Command::StartTls | Command::Auth(..) => {
-                self.error(Reply::new(502, "5.5.1", "Error: command not implemented"))
-            }
+            Command::StartTls => self.starttls(),
+            Command::Auth(mechanism, initial) => self.auth(&mechanism, initial.as_deref(), host),
         }
     }
 
@@ -280,15 +317,18 @@ impl Session {
         if !extended {
             return self.reply(Reply::new(250, "", self.config.hostname.clone()));
         }
-        let lines = vec![
+        let mut lines = vec![
             self.config.hostname.clone(),
             "PIPELINING".into(),
             format!("SIZE {}", self.config.max_message_size),
-            "8BITMIME".into(),
-            "ENHANCEDSTATUSCODES".into(),
-            "SMTPUTF8".into(),
-            "CHUNKING".into(),
         ];
+        if self.starttls_offered() {
+            lines.push("STARTTLS".into());
+        }
+        if self.auth_offered() {
+            lines.push("AUTH PLAIN LOGIN".into());
+        }
+        lines.extend(["8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING"].map(String::from));
         self.reply(Reply::multi(250, lines));
     }
 
@@ -298,6 +338,9 @@ impl Session {
         }
         if self.txn.is_some() {
             return self.error(Reply::new(503, "5.5.1", "Error: nested MAIL command"));
+        }
+        if let Some(refusal) = self.mail_policy(&from, host) {
+            return self.error(refusal);
         }
         if params
             .size
@@ -331,7 +374,12 @@ impl Session {
             ));
         }
         match host.check_rcpt(&rcpt) {
-            RcptCheck::Local => {
+            RcptCheck::Remote if !self.may_relay(&rcpt) => self.error(Reply::new(
+                554,
+                "5.7.1",
+                format!("<{rcpt}>: Relay access denied"),
+            )),
+            RcptCheck::Local | RcptCheck::Remote => {
                 if let Some(txn) = &mut self.txn {
                     txn.rcpts.push(rcpt);
                 }
@@ -341,11 +389,6 @@ impl Session {
                 550,
                 "5.1.1",
                 format!("<{rcpt}>: Recipient address rejected: User unknown"),
-            )),
-            RcptCheck::Remote => self.error(Reply::new(
-                554,
-                "5.7.1",
-                format!("<{rcpt}>: Relay access denied"),
             )),
         }
     }
@@ -358,17 +401,17 @@ impl Session {
     /// RFC 5321 4.4 trace header, with the protocol name of RFC 3848.
     fn received_header(&self, txn: &Transaction, id: &str) -> String {
         let (helo, extended) = self.helo.clone().unwrap_or_default();
-        let protocol = match (extended, txn.params.smtputf8) {
-            (true, true) => "UTF8SMTP",
-            (true, false) => "ESMTP",
-            (false, _) => "SMTP",
+        let protocol = self.protocol_name(extended, txn.params.smtputf8);
+        let tls = match &self.security.tls {
+            Some(info) => format!("\n\t(using {info})"),
+            None => String::new(),
         };
         let for_clause = match txn.rcpts.as_slice() {
             [one] => format!("\n\tfor <{one}>"),
             _ => String::new(),
         };
         format!(
-            "Received: from {helo} ([{ip}])\n\tby {host} (picomta) with {protocol} id {id}{for_clause};\n\t{date}\n",
+            "Received: from {helo} ([{ip}]){tls}\n\tby {host} (picomta) with {protocol} id {id}{for_clause};\n\t{date}\n",
             ip = self.peer.ip(),
             host = self.config.hostname,
             date = util::rfc5322_date(util::unix_now()),
@@ -403,6 +446,9 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
 
 #[path = "server_body.rs"]
 mod body;
+
+#[path = "server_auth.rs"]
+mod security;
 
 #[cfg(test)]
 #[path = "server_tests.rs"]

@@ -11,6 +11,8 @@ struct MemHost {
     ended: Vec<Vec<u8>>,
     aborted: usize,
     next_id: u32,
+    /// Failed logins so far, for the hold the host asks for.
+    failures: u32,
 }
 
 impl Host for MemHost {
@@ -45,16 +47,40 @@ impl Host for MemHost {
         self.open = false;
         self.aborted += 1;
     }
+    fn authenticate(&mut self, _m: Mechanism, user: &str, password: &[u8]) -> Result<(), Duration> {
+        if (user, password) == ("alice", b"secret".as_slice()) {
+            return Ok(());
+        }
+        self.failures += 1;
+        Err(Duration::from_secs(u64::from(
+            self.failures.saturating_sub(2),
+        )))
+    }
+    fn owns_sender(&mut self, login: &str, sender: &Mailbox) -> bool {
+        sender.local == login
+    }
 }
 
-fn session() -> (Session, MemHost) {
-    let config = SessionConfig {
+fn config() -> SessionConfig {
+    SessionConfig {
         hostname: "mx.test".into(),
         max_message_size: 1000,
         max_recipients: 3,
         max_errors: 5,
-    };
-    let mut s = Session::new(config, "127.0.0.1:4000".parse().unwrap());
+        starttls: false,
+        auth: false,
+        plaintext_auth: false,
+        require_auth: false,
+        sender_login: false,
+    }
+}
+
+fn session() -> (Session, MemHost) {
+    session_with(config(), false)
+}
+
+fn session_with(config: SessionConfig, relay_client: bool) -> (Session, MemHost) {
+    let mut s = Session::new(config, "127.0.0.1:4000".parse().unwrap(), relay_client);
     let greeting = take(&mut s);
     assert_eq!(greeting, "220 mx.test ESMTP picomta\r\n");
     (
@@ -396,3 +422,6 @@ fn random_input_never_panics() {
         }
     }
 }
+
+#[path = "server_auth_tests.rs"]
+mod auth;
