@@ -234,14 +234,18 @@ impl Server {
                     "too many connections ({sessions}): refusing [{}]",
                     peer.ip()
                 );
-                let mut out = Vec::new();
-                Reply::new(
-                    421,
-                    "4.7.0",
-                    format!("{} Error: too many connections", self.config.hostname),
-                )
-                .write_to(&mut out);
-                let _ = stream.write(&out);
+                // On an smtps port the client expects a ClientHello answer,
+                // not plaintext: closing is the only clear answer there.
+                if self.config.listen[index].kind != ListenKind::Smtps {
+                    let mut out = Vec::new();
+                    Reply::new(
+                        421,
+                        "4.7.0",
+                        format!("{} Error: too many connections", self.config.hostname),
+                    )
+                    .write_to(&mut out);
+                    let _ = stream.write(&out);
+                }
                 continue;
             }
             log::info!("connect from [{}]:{}", peer.ip(), peer.port());

@@ -98,6 +98,30 @@ fn check_rcpt_table() {
 }
 
 #[test]
+fn sender_ownership_for_sender_login() {
+    let r = router(USERS, ALIASES);
+    for (addr, login, owned) in [
+        ("alice@example.org", "alice", true),
+        ("Alice+list@LOCALHOST", "alice", true),
+        ("copy@example.org", "alice", true),
+        ("alice@example.org", "bob", false),
+        ("team@example.org", "alice", false),
+        ("alice@example.net", "alice", false),
+        ("alice@example.net", "alice@example.net", true),
+        ("ALICE@Example.Net", "alice@example.net", true),
+        ("nobody@example.org", "nobody", false),
+        ("bob+special@example.org", "bob", false),
+        ("bob+special@example.org", "carol", true),
+    ] {
+        assert_eq!(
+            r.sender_owned_by(&mb(addr), login),
+            owned,
+            "{addr} as {login}"
+        );
+    }
+}
+
+#[test]
 fn expand_table() {
     let r = router(USERS, ALIASES);
     for (addr, want) in [
