@@ -1,5 +1,5 @@
-//! picomta: argv dispatch to the subcommands (`serve`, `check`), option parsing
-//! with getopts, logger setup.
+//! picomta: argv dispatch to the subcommands (`serve`, `check`, `passwd`), option
+//! parsing with getopts, logger setup.
 
 mod auth;
 mod config;
@@ -8,6 +8,7 @@ mod durable;
 mod inbound;
 mod logging;
 mod net;
+mod passwd;
 mod queue;
 mod reactor;
 mod serve;
@@ -24,6 +25,7 @@ const USAGE: &str = "Usage: picomta COMMAND [options]
 Commands:
   serve -c FILE    run the mail server in the foreground
   check -c FILE    validate a config file and print the effective settings
+  passwd [USER]    read a password on stdin, print a password-file line
 
 Options:
   -c, --config FILE   config file (default /etc/picomta.conf)
@@ -61,6 +63,13 @@ fn main() -> ExitCode {
     let command = matches.free.first().map(String::as_str);
     match command {
         Some("serve") | Some("check") => {}
+        Some("passwd") if matches.free.len() <= 2 => {
+            return passwd::passwd_command(matches.free.get(1).map(String::as_str));
+        }
+        Some("passwd") => {
+            eprintln!("picomta: passwd takes at most one USER\n\n{USAGE}");
+            return ExitCode::from(64);
+        }
         Some(other) => {
             eprintln!("picomta: unknown command '{other}'\n\n{USAGE}");
             return ExitCode::from(64);

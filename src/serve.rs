@@ -147,6 +147,11 @@ pub fn run(loaded: Loaded) -> io::Result<()> {
         }
         log::info!("listening on {l}");
     }
+    match &passwords {
+        Some(p) if p.is_empty() => log::warn!("the passwords file has no users: AUTH always fails"),
+        Some(p) => log::info!("AUTH: {} users in the passwords file", p.len()),
+        None => {}
+    }
     let sync_method = config.sync_method;
     let mut server = Server {
         listeners: config.listen.len(),

@@ -34,8 +34,8 @@ fn check_prints_effective_settings() {
     let spool = format!("spool {}", dir.path.join("spool").display());
     for want in [
         "hostname mx.check.example",
-        "listen 127.0.0.1:2599",
-        "listen [::1]:2599",
+        "listen 127.0.0.1:2599 smtp",
+        "listen [::1]:2599 smtp",
         spool.as_str(),
         "max_connections 7",
         "max_message_size 123456",

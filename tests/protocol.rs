@@ -161,7 +161,7 @@ fn null_sender_is_accepted() {
 
 #[test]
 fn unknown_user_and_relay_denied() {
-    let server = Setup::new("proto-rcpt").start();
+    let server = Setup::new("proto-rcpt").with("relay_networks none").start();
     let mut c = server.connect_ehlo();
     c.ok(&format!("MAIL FROM:<{SENDER}>"), 250, "2.1.0");
     c.ok("RCPT TO:<nobody@example.test>", 550, "5.1.1");
