@@ -1,7 +1,9 @@
-//! A byte-exact SMTP client on a plain `TcpStream`: it writes exactly the bytes
-//! a test gives it and checks the reply syntax strictly (CRLF line ends,
-//! consistent codes in multi-line replies), so protocol tests can see what a
-//! forgiving client library would hide.
+//! A byte-exact SMTP client: it writes exactly the bytes a test gives it and
+//! checks the reply syntax strictly (CRLF line ends, consistent codes in
+//! multi-line replies), so protocol tests can see what a forgiving client
+//! library would hide. It runs over a plain `TcpStream` or, after STARTTLS or
+//! on an smtps port, over a rustls stream (see `tls.rs`): the same reply
+//! reading for both.
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
@@ -70,41 +72,87 @@ impl fmt::Display for Reply {
     }
 }
 
-/// A raw connection to the server.
-pub struct Client {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
+/// What a `Client` talks over: a byte stream with a TCP socket under it (for
+/// timeouts and socket options).
+pub trait Transport: Read + Write {
+    fn tcp(&self) -> &TcpStream;
 }
 
-impl Client {
+impl Transport for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+/// A raw connection to the server: plain TCP unless a TLS stream is given.
+pub struct Client<S: Transport = TcpStream> {
+    /// Reads go through the buffer; writes go to the stream under it.
+    reader: BufReader<S>,
+}
+
+impl Client<TcpStream> {
     /// Connects; reads nothing (the greeting is the first reply).
     pub fn connect(port: u16) -> Client {
         Client::connect_addr(SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
     pub fn connect_addr(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect to picomta");
-        stream
-            .set_read_timeout(Some(TIMEOUT))
-            .expect("read timeout");
-        stream
-            .set_write_timeout(Some(TIMEOUT))
-            .expect("write timeout");
-        let reader = BufReader::new(stream.try_clone().expect("clone stream"));
-        Client { stream, reader }
+        Client::over(connect_tcp(addr))
     }
 
+    /// Gives back the socket once no reply byte is left unread: a byte the
+    /// server sent before it should have (say, after its `220` to STARTTLS)
+    /// fails the test instead of being lost.
+    pub fn into_tcp(self) -> TcpStream {
+        let left = self.reader.buffer();
+        assert!(
+            left.is_empty(),
+            "server sent bytes nobody asked for: {:?}",
+            String::from_utf8_lossy(left)
+        );
+        self.reader.into_inner()
+    }
+}
+
+/// A TCP connection to `addr` with `TIMEOUT` on every read and write.
+pub fn connect_tcp(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect to picomta");
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("read timeout");
+    stream
+        .set_write_timeout(Some(TIMEOUT))
+        .expect("write timeout");
+    stream
+}
+
+impl<S: Transport> Client<S> {
+    /// A client over an already connected stream (whose socket has timeouts).
+    pub fn over(stream: S) -> Client<S> {
+        Client {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// The TCP socket under the client.
     pub fn stream(&self) -> &TcpStream {
-        &self.stream
+        self.reader.get_ref().tcp()
+    }
+
+    /// The transport itself (for a TLS stream: its connection state).
+    pub fn transport(&self) -> &S {
+        self.reader.get_ref()
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write to picomta");
+        self.send_lossy(bytes).expect("write to picomta");
     }
 
     /// Writes, ignoring errors (the server may already have closed).
     pub fn send_lossy(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)
+        let s = self.reader.get_mut();
+        s.write_all(bytes)?;
+        s.flush()
     }
 
     /// Reads one reply; `Ok(None)` on a clean close before any byte of it.
@@ -223,19 +271,26 @@ impl Client {
                 "expected the connection to close, got {:?}",
                 String::from_utf8_lossy(&buf[..n])
             ),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            // A reset, or (over TLS) a close without close_notify.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionReset
+                        | ErrorKind::ConnectionAborted
+                        | ErrorKind::UnexpectedEof
+                ) => {}
             Err(e) => panic!("expected the connection to close, got {e}"),
         }
     }
 
     /// Asserts that nothing arrives for `wait` (no stray replies pending).
     pub fn expect_silence(&mut self, wait: Duration) {
-        self.stream
+        self.stream()
             .set_read_timeout(Some(wait))
             .expect("read timeout");
         let mut buf = [0u8; 4096];
         let got = self.reader.read(&mut buf);
-        self.stream
+        self.stream()
             .set_read_timeout(Some(TIMEOUT))
             .expect("read timeout");
         match got {

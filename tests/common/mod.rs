@@ -1,6 +1,8 @@
 //! Shared harness for the integration tests: a private directory per test, the
 //! real `picomta serve` binary started on a free loopback port, a byte-exact raw
 //! SMTP client, a `lettre` transport, and a reader for what landed in a Maildir.
+//! `tls` adds test certificates, password files, a TLS client and a runner
+//! for Python scripts.
 //!
 //! Everything waits with a bound (`TIMEOUT`), so a broken server fails a test
 //! instead of hanging the suite. On failure the server's log is printed and the
@@ -11,6 +13,7 @@
 
 pub mod client;
 pub mod mail;
+pub mod tls;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 
 pub use client::{dot_stuff, queue_id, Client, Reply};
 pub use mail::{assert_same_bytes, crlf_to_lf, message, parse_delivered, Delivered};
+pub use tls::{CertKind, TestCert, TlsClient, ACCOUNTS};
 
 /// The host name the server is configured with (greeting, Received).
 pub const HOST: &str = "mx.test.example";
@@ -93,6 +97,10 @@ pub struct Setup {
     users: Vec<String>,
     aliases: String,
     extra: Vec<String>,
+    files: Vec<(String, String)>,
+    cert: Option<CertKind>,
+    accounts: Option<Vec<(String, String)>>,
+    listeners: Vec<String>,
 }
 
 impl Setup {
@@ -108,11 +116,16 @@ impl Setup {
             aliases: "# test aliases\nteam: alice, bob\nstaff: team, carol\npostmaster: alice\n"
                 .to_string(),
             extra: Vec::new(),
+            files: Vec::new(),
+            cert: None,
+            accounts: None,
+            listeners: Vec::new(),
         }
     }
 
     /// Adds one `key value` line to the config (after the defaults, so it wins
-    /// if the server lets a later line override an earlier one).
+    /// if the server lets a later line override an earlier one). `{dir}` in
+    /// the line stands for the test's directory.
     pub fn with(mut self, line: &str) -> Setup {
         self.extra.push(line.to_string());
         self
@@ -120,6 +133,47 @@ impl Setup {
 
     pub fn users(mut self, users: &[&str]) -> Setup {
         self.users = users.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// A file `name` in the test's directory, written before the server
+    /// starts (a `with` line can name it as `{dir}/name`).
+    pub fn file(mut self, name: &str, contents: &str) -> Setup {
+        self.files.push((name.to_string(), contents.to_string()));
+        self
+    }
+
+    /// A CA-signed certificate for `localhost`/127.0.0.1 made at start and
+    /// configured with `tls_cert` and `tls_key`.
+    pub fn tls(self) -> Setup {
+        self.tls_with(CertKind::CaSigned)
+    }
+
+    pub fn tls_with(mut self, kind: CertKind) -> Setup {
+        self.cert = Some(kind);
+        self
+    }
+
+    /// A `passwords` file holding `tls::ACCOUNTS` (hashed by openssl).
+    pub fn auth(self) -> Setup {
+        self.accounts(&ACCOUNTS)
+    }
+
+    /// A `passwords` file holding these (user, password) accounts.
+    pub fn accounts(mut self, accounts: &[(&str, &str)]) -> Setup {
+        self.accounts = Some(
+            accounts
+                .iter()
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+                .collect(),
+        );
+        self
+    }
+
+    /// One more listener, `listen 127.0.0.1:<free port> KIND` (smtp,
+    /// submission or smtps); `Server::port_of(KIND)` finds its port.
+    pub fn listener(mut self, kind: &str) -> Setup {
+        self.listeners.push(kind.to_string());
         self
     }
 
@@ -146,8 +200,34 @@ impl Setup {
             users = users.display(),
             aliases = aliases.display(),
         );
+        for (name, contents) in &self.files {
+            dir.write(name, contents);
+        }
+        let mut ports = vec![("smtp".to_string(), port)];
+        for kind in &self.listeners {
+            let p = free_port();
+            conf.push_str(&format!("listen 127.0.0.1:{p} {kind}\n"));
+            ports.push((kind.clone(), p));
+        }
+        let cert = self.cert.map(|kind| tls::make_cert(kind, &dir.path));
+        if let Some(c) = &cert {
+            conf.push_str(&format!(
+                "tls_cert {}\ntls_key {}\n",
+                c.cert.display(),
+                c.key.display()
+            ));
+        }
+        if let Some(accounts) = &self.accounts {
+            let refs: Vec<(&str, &str)> = accounts
+                .iter()
+                .map(|(u, p)| (u.as_str(), p.as_str()))
+                .collect();
+            let file = tls::write_passwords(&dir.path, &refs);
+            conf.push_str(&format!("passwords {}\n", file.display()));
+        }
+        let dir_s = dir.path.display().to_string();
         for line in &self.extra {
-            conf.push_str(line);
+            conf.push_str(&line.replace("{dir}", &dir_s));
             conf.push('\n');
         }
         let config = dir.write("picomta.conf", &conf);
@@ -155,6 +235,8 @@ impl Setup {
         let mut server = Server {
             dir,
             port,
+            ports,
+            cert,
             config,
             log,
             child: None,
@@ -167,7 +249,12 @@ impl Setup {
 /// A running `picomta serve` child, killed when dropped.
 pub struct Server {
     pub dir: TestDir,
+    /// The first listener's port (kind smtp, plain greeting).
     pub port: u16,
+    /// Every listener: (kind, port), the first one first.
+    pub ports: Vec<(String, u16)>,
+    /// The certificate, when the setup asked for TLS.
+    pub cert: Option<TestCert>,
     pub config: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
@@ -176,6 +263,15 @@ pub struct Server {
 impl Server {
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The port of the first listener of `kind` (smtp, submission, smtps).
+    pub fn port_of(&self, kind: &str) -> u16 {
+        self.ports
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, p)| *p)
+            .unwrap_or_else(|| panic!("no {kind} listener; add one with Setup::listener"))
     }
 
     pub fn spool(&self) -> PathBuf {
