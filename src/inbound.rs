@@ -394,9 +394,9 @@ impl Host for SpoolHost<'_, '_> {
             );
             return Ok(());
         }
-        // The form fail2ban's postfix-sasl filter knows.
+        // The form fail2ban's stock postfix filter (mode=auth) knows.
         log::warn!(
-            "unknown[{ip}]: SASL {} authentication failed: user=<{}>",
+            "warning: unknown[{ip}]: SASL {} authentication failed: user=<{}>",
             mechanism.name(),
             user.escape_debug()
         );

@@ -11,18 +11,16 @@ use std::time::{Duration, Instant};
 use common::tls::{self, b64, password, plain};
 use common::*;
 
-/// Waits until the server log contains `needle` (bounded).
-fn wait_log(server: &Server, needle: &str) -> String {
+/// Waits (bounded) until a line of the server log matches: log lines are
+/// written once per loop turn, so a reply can arrive before its log line.
+fn wait_line(server: &Server, what: &str, matches: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let log = server.log_text();
-        if log.contains(needle) {
-            return log;
+        if log.lines().any(&matches) {
+            return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "log never said {needle:?}:\n{log}"
-        );
+        assert!(Instant::now() < deadline, "no {what} in the log:\n{log}");
         thread::sleep(Duration::from_millis(50));
     }
 }
@@ -31,12 +29,9 @@ fn wait_log(server: &Server, needle: &str) -> String {
 /// for `user`, in the shape fail2ban's postfix-sasl filter expects.
 fn assert_failure_logged(server: &Server, mech: &str, user: &str) {
     let head = format!("warning: unknown[127.0.0.1]: SASL {mech} authentication failed");
-    let log = wait_log(server, &head);
-    assert!(
-        log.lines()
-            .any(|l| l.contains(&head) && l.contains("user=") && l.contains(user)),
-        "no '{head}' line naming user {user}:\n{log}"
-    );
+    wait_line(server, &format!("'{head}' line naming {user}"), |l| {
+        l.contains(&head) && l.contains("user=") && l.contains(user)
+    });
 }
 
 /// The log line of a successful login: the client address, the mechanism
@@ -44,21 +39,9 @@ fn assert_failure_logged(server: &Server, mech: &str, user: &str) {
 fn assert_success_logged(server: &Server, mech: &str, user: &str) {
     let method = format!("sasl_method={mech}");
     let name = format!("sasl_username={user}");
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let log = server.log_text();
-        if log
-            .lines()
-            .any(|l| l.contains("[127.0.0.1]") && l.contains(&method) && l.contains(&name))
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no line with [127.0.0.1], {method} and {name}:\n{log}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_line(server, &format!("[127.0.0.1] {method} {name} line"), |l| {
+        l.contains("[127.0.0.1]") && l.contains(&method) && l.contains(&name)
+    });
 }
 
 #[test]

@@ -310,11 +310,11 @@ fn auth(rest: &[u8]) -> Result<Command, CommandError> {
     if mech.len() > 20 || !mech.iter().all(mech_char) {
         return Err(CommandError::Syntax("invalid AUTH mechanism"));
     }
-    // The initial response is base64 or a lone "=" (RFC 4954 4); the SASL code decodes it.
-    let base64_char = |b: &u8| b.is_ascii_alphanumeric() || b"+/=".contains(b);
+    // The initial response is base64 or a lone "=" (RFC 4954 4). The SASL code
+    // decodes it, so bad base64 gets the same 501 5.5.2 here as on a later line.
     let initial = match (w.next(), w.next()) {
         (None, _) => None,
-        (Some(r), None) if r.iter().all(base64_char) => Some(ascii(r)),
+        (Some(r), None) if r.iter().all(u8::is_ascii_graphic) => Some(ascii(r)),
         _ => return Err(CommandError::Syntax("invalid AUTH initial response")),
     };
     Ok(Command::Auth(ascii(mech).to_ascii_uppercase(), initial))

@@ -149,7 +149,7 @@ fn auth_errors() {
     let r = run(
         &mut s,
         &mut h,
-        b"AUTH CRAM-MD5\r\nAUTH LOGIN\r\n*\r\nAUTH PLAIN QQ\r\nMAIL FROM:<a@x.test>\r\nAUTH PLAIN\r\n",
+        b"AUTH CRAM-MD5\r\nAUTH LOGIN\r\n*\r\nAUTH PLAIN !!!\r\nMAIL FROM:<a@x.test>\r\nAUTH PLAIN\r\n",
     );
     assert_eq!(
         r,
