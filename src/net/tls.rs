@@ -50,6 +50,9 @@ pub fn load_server(config: &Config) -> Result<Option<Arc<ServerConfig>>, ConfigE
                 ),
             )
         })?;
+    // `ignore_client_order` stays false: every suite offered is an AEAD with
+    // forward secrecy, so the client may pick, e.g. ChaCha20 where it lacks
+    // AES hardware (Mozilla's guidance; Postfix's tls_preempt_cipherlist=no).
     // SMTP clients rarely resume sessions; tickets would cost two records and
     // a cache entry per handshake. TLS 1.2 session IDs still resume.
     server.send_tls13_tickets = 0;
