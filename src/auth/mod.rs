@@ -59,18 +59,7 @@ impl Passwords {
     /// Reads the file; errors are crate::config::ConfigError with file = the passwords file
     /// and its line (line 0 = the file itself, e.g. cannot read).
     pub fn load(path: &Path) -> Result<Passwords, ConfigError> {
-        let error = |line, message| ConfigError {
-            file: path.to_path_buf(),
-            line,
-            message,
-        };
-        let bytes = std::fs::read(path).map_err(|e| error(0, format!("cannot read: {e}")))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-            let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
-            error(line, "not valid UTF-8".to_string())
-        })?;
-        Passwords::parse(path, &text)
+        Passwords::parse(path, &crate::config::read_text(path)?)
     }
 
     /// Parses the text of a passwords file; `path` is only used in error messages.

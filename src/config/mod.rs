@@ -106,6 +106,22 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// The text of a file the config names (or the config itself). Unreadable is
+/// an error at line 0; bytes that are not UTF-8 are an error at their line.
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let error = |line, message| ConfigError {
+        file: path.to_path_buf(),
+        line,
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| error(0, format!("cannot read: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+        error(line, "not valid UTF-8".to_string())
+    })
+}
+
 /// Every key the file may contain.
 #[rustfmt::skip]
 const KEYS: &[&str] = &[
@@ -126,18 +142,7 @@ pub(crate) const GIB: u64 = 1024 * MIB;
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let error = |line, message| ConfigError {
-            file: path.to_path_buf(),
-            line,
-            message,
-        };
-        let bytes = std::fs::read(path).map_err(|e| error(0, format!("cannot read: {e}")))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-            let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
-            error(line, "not valid UTF-8".to_string())
-        })?;
-        Config::parse(path, &text)
+        Config::parse(path, &read_text(path)?)
     }
 
     /// Parses config text; `path` is only used in error messages.

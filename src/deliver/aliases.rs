@@ -48,11 +48,7 @@ pub fn load_aliases(
     file: &Path,
     local_domains: &[String],
 ) -> Result<HashMap<String, Alias>, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
-        file: file.to_path_buf(),
-        line: 0,
-        message: format!("cannot read: {e}"),
-    })?;
+    let text = crate::config::read_text(file)?;
     parse_aliases(file, &text, local_domains)
 }
 

@@ -48,11 +48,7 @@ pub fn fold(local: &str) -> String {
 
 /// Reads a users file; a file that cannot be read is an error at line 0.
 pub fn load_users(file: &Path) -> Result<HashSet<String>, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
-        file: file.to_path_buf(),
-        line: 0,
-        message: format!("cannot read: {e}"),
-    })?;
+    let text = crate::config::read_text(file)?;
     parse_users(file, &text)
 }
 
