@@ -2,6 +2,7 @@
 //! [`Config`] with defaults; every error names `file:line`.
 
 mod network;
+mod outbound;
 mod values;
 
 use std::fmt;
@@ -17,6 +18,8 @@ use values::*;
 pub const EX_CONFIG: i32 = 78;
 
 pub use network::{Cidr, Listen, ListenKind};
+#[allow(unused_imports)] // the remote delivery driver (issue 4) uses them
+pub use outbound::{Outbound, Relayhost, TlsPolicy};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -81,6 +84,8 @@ pub struct Config {
     /// `sync_method fsync|syncfs`: how each loop turn's writes are made durable
     /// (see `durable.rs`). Default `syncfs`.
     pub sync_method: SyncMethod,
+    /// Mail for other domains: smarthost, DNS, TLS policy, caps, timeouts.
+    pub outbound: Outbound,
     /// The line that set each key, for errors found after parsing (a
     /// certificate that cannot be read names its `tls_cert` line).
     lines: Vec<(&'static str, usize)>,
@@ -133,7 +138,15 @@ const KEYS: &[&str] = &[
 ];
 
 /// Keys that may appear on several lines, each line adding to the list.
-const REPEATABLE: &[&str] = &["listen", "local_domains", "relay_networks"];
+const REPEATABLE: &[&str] = &["listen", "local_domains", "relay_networks", "tls_policy"];
+
+/// The static name of a known key.
+fn known_key(key: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .chain(outbound::KEYS)
+        .find(|&&k| k == key)
+        .copied()
+}
 
 pub(crate) const KIB: u64 = 1024;
 pub(crate) const MIB: u64 = 1024 * KIB;
@@ -171,9 +184,10 @@ impl Config {
             min_free_space: 100 * MIB,
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(300),
-            retry_min: Duration::from_secs(60),
+            retry_min: Duration::from_secs(300),
             retry_max: Duration::from_secs(3600),
             sync_method: SyncMethod::Syncfs,
+            outbound: Outbound::default(),
             lines: Vec::new(),
             listen_lines: Vec::new(),
         };
@@ -191,9 +205,9 @@ impl Config {
             let Some((&key, values)) = words.split_first() else {
                 continue;
             };
-            if !KEYS.contains(&key) {
+            let Some(key) = known_key(key) else {
                 return Err(error(format!("unknown key '{key}'")));
-            }
+            };
             if let Some(&(_, first)) = seen.iter().find(|(k, _)| *k == key) {
                 if !REPEATABLE.contains(&key) {
                     return Err(error(format!(
@@ -209,17 +223,13 @@ impl Config {
                 config.listen_lines.push(line);
             }
         }
-        config.lines = seen
-            .iter()
-            .filter_map(|&(key, line)| KEYS.iter().find(|&&k| k == key).map(|&k| (k, line)))
-            .collect();
+        config.lines = seen;
         if !relay_networks_set {
             config.relay_networks = Cidr::loopback();
         }
         config.check_listeners()?;
-        let line_of = |key: &str| seen.iter().find(|(k, _)| *k == key).map(|&(_, l)| l);
         if config.retry_min > config.retry_max {
-            let line = line_of("retry_min").max(line_of("retry_max")).unwrap_or(0);
+            let line = config.line_of("retry_min").max(config.line_of("retry_max"));
             return Err(ConfigError {
                 file: path.to_path_buf(),
                 line,
@@ -252,6 +262,9 @@ impl Config {
 
     /// Applies one line's values; the error text gets its `file:line` from the caller.
     fn set(&mut self, key: &str, values: &[&str]) -> Result<(), String> {
+        if outbound::KEYS.contains(&key) {
+            return self.outbound.set(key, values);
+        }
         if REPEATABLE.contains(&key) {
             return match key {
                 "listen" => self.add_listen(values),
@@ -339,6 +352,9 @@ impl Config {
     /// Cross-key rules: TLS needs both files; submission ports need a way to
     /// authenticate. Reported at the line that cannot be served.
     fn check_listeners(&self) -> Result<(), ConfigError> {
+        if self.outbound.relayhost_auth.is_some() && self.outbound.relayhost.is_none() {
+            return Err(self.error_at("relayhost_auth", "relayhost_auth needs relayhost"));
+        }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => return Err(self.error_at("tls_cert", "tls_cert needs tls_key")),
             (None, Some(_)) => return Err(self.error_at("tls_key", "tls_key needs tls_cert")),
@@ -462,6 +478,7 @@ impl Config {
             &yes_no(self.plaintext_auth_on_loopback),
         );
         line("sender_login", &yes_no(self.sender_login));
+        self.outbound.render(&mut line);
         for (key, file) in [
             ("users", &self.users),
             ("aliases", &self.aliases),

@@ -21,9 +21,16 @@ fn defaults() {
          spool spool\nmaildir mail/{{user}}/Maildir\nlocal_domains {domains}\n\
          recipient_delimiter +\nmax_connections 100\nmax_message_size 25M\n\
          max_recipients 100\nmax_errors 10\nmax_queue_messages 10000\n\
-         min_free_space 100M\ncommand_timeout 5m\ndata_timeout 5m\nretry_min 1m\n\
+         min_free_space 100M\ncommand_timeout 5m\ndata_timeout 5m\nretry_min 5m\n\
          retry_max 1h\nsync_method syncfs\nrelay_networks 127.0.0.0/8 ::1/128\n\
-         plaintext_auth_on_loopback no\nsender_login no\n# users (not set)\n\
+         plaintext_auth_on_loopback no\nsender_login no\n\
+         # relayhost (not set: mail goes to each domain's MX hosts)\n\
+         # relayhost_auth (not set)\n\
+         # dns_servers (not set: the nameservers of /etc/resolv.conf)\n\
+         tls_ca_file /etc/ssl/certs/ca-certificates.crt\nmax_outbound_connections 20\n\
+         max_outbound_per_destination 5\nqueue_lifetime 5d\noutbound_port 25\n\
+         outbound_connect_timeout 30s\noutbound_command_timeout 5m\n\
+         outbound_data_timeout 10m\n# users (not set)\n\
          # aliases (not set)\n# passwords (not set)\n# tls_cert (not set)\n\
          # tls_key (not set)\n"
     );
@@ -78,6 +85,21 @@ const ERRORS: &str = "
     relay_networks                    => 1: missing value for 'relay_networks'
     sender_login maybe                => 1: 'sender_login' must be yes or no, not 'maybe'
     plaintext_auth_on_loopback 1      => 1: 'plaintext_auth_on_loopback' must be yes or no
+    relayhost smtp..example           => 1: bad relayhost 'smtp..example'
+    relayhost [mail.example]          => 1: bad relayhost '[mail.example]'
+    relayhost 192.0.2.1:25            => 1: bad relayhost '192.0.2.1:25'
+    relayhost mail.example:0          => 1: bad relayhost 'mail.example:0'
+    relayhost_tls smtps;relayhost_tls x => 2: duplicate key 'relayhost_tls'
+    relayhost_tls maybe               => 1: 'relayhost_tls' must be none, may, encrypt, verify or smtps
+    tls_policy example.com smtps      => 1: 'tls_policy' must be none, may, encrypt or verify
+    tls_policy example.com            => 1: 'tls_policy' takes a domain and a policy
+    tls_policy -x verify              => 1: bad domain '-x' in 'tls_policy'
+    relayhost_auth /etc/p             => 1: relayhost_auth needs relayhost
+    dns_servers 127.0.0.1:0           => 1: bad address '127.0.0.1:0' in 'dns_servers'
+    dns_servers localhost             => 1: bad address 'localhost' in 'dns_servers'
+    outbound_port 70000               => 1: bad port '70000' for 'outbound_port'
+    queue_lifetime 0s                 => 1: 'queue_lifetime' must be longer than 0s
+    max_outbound_connections 0        => 1: 'max_outbound_connections' must be at least 1
     listen 127.0.0.1:25 smtp x        => 1: 'listen' takes an address and an optional kind
     listen [::1]:25;listen [::1]:25   => 2: duplicate listen address '[::1]:25'
     maildir mail                      => 1: maildir template 'mail' must contain {user} exactly once
@@ -165,6 +187,39 @@ fn relay_networks_and_listener_kinds() {
 }
 
 #[test]
+fn outbound_settings() {
+    let c = parse("relayhost [192.0.2.7]:465\ntls_policy Example.COM encrypt").expect("ok");
+    let r = c.outbound.relayhost.as_ref().expect("relayhost");
+    assert_eq!((r.addr, r.port), (Some("192.0.2.7".parse().unwrap()), 465));
+    assert_eq!(c.outbound.relayhost_policy(), TlsPolicy::Smtps);
+    assert_eq!(c.outbound.policy_for("example.com"), TlsPolicy::Encrypt);
+    assert_eq!(c.outbound.policy_for("other.example"), TlsPolicy::May);
+    let c = parse("relayhost Mail.Example.NET").expect("ok");
+    let r = c.outbound.relayhost.as_ref().expect("relayhost");
+    assert_eq!(
+        (r.host.as_str(), r.addr, r.port),
+        ("mail.example.net", None, 25)
+    );
+    assert_eq!(c.outbound.relayhost_policy(), TlsPolicy::Verify);
+    let c = parse("relayhost [::1]:2526\ndns_servers ::1 127.0.0.1").expect("ok");
+    assert_eq!(
+        c.outbound
+            .relayhost
+            .as_ref()
+            .map(|r| r.to_string())
+            .as_deref(),
+        Some("[::1]:2526")
+    );
+    let servers: Vec<String> = c
+        .outbound
+        .dns_servers
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(servers, ["[::1]:53", "127.0.0.1:53"]);
+}
+
+#[test]
 fn render_round_trips() {
     let full = "hostname mx.example\nlisten 127.0.0.1:2525 smtp\nlisten [::1]:2587 submission\n\
         listen 0.0.0.0:465 smtps\n\
@@ -173,7 +228,13 @@ fn render_round_trips() {
         max_connections 7\nmax_message_size 1000\nmax_recipients 3\nmax_errors 4\n\
         max_queue_messages 5\nmin_free_space 0\ncommand_timeout 61s\ndata_timeout 2h\n\
         retry_min 90s\nretry_max 3d\nsync_method fsync\nrelay_networks 192.168.1.0/24 fd00::/8 10.1.2.3/32\n\
-        plaintext_auth_on_loopback yes\nsender_login yes\nusers /etc/picomta/users\naliases /etc/aliases\n\
+        plaintext_auth_on_loopback yes\nsender_login yes\nrelayhost smtp.example.net:587\n\
+        relayhost_tls encrypt\nrelayhost_auth /etc/picomta/relay-auth\n\
+        dns_servers 127.0.0.1:5353 [::1]:53\ntls_ca_file /etc/ca.pem\n\
+        tls_policy example.com verify\ntls_policy example.edu none\n\
+        max_outbound_connections 3\nmax_outbound_per_destination 2\nqueue_lifetime 2d\n\
+        outbound_port 2525\noutbound_connect_timeout 5s\noutbound_command_timeout 1m\n\
+        outbound_data_timeout 3m\nusers /etc/picomta/users\naliases /etc/aliases\n\
         passwords /etc/picomta/passwords\ntls_cert /etc/ssl/mx.pem\ntls_key /etc/ssl/mx.key\n";
     let rendered = parse(full).expect("ok").render();
     assert_eq!(rendered, format!("# picomta effective settings\n{full}"));
@@ -216,7 +277,7 @@ fn example_config_parses() {
     );
     assert_eq!(c.users.as_deref(), Some(Path::new("conf/users")));
     assert_eq!(c.aliases.as_deref(), Some(Path::new("conf/aliases")));
-    for key in KEYS {
+    for key in KEYS.iter().chain(outbound::KEYS) {
         assert!(
             text.contains(&format!("\n# {key} ")),
             "{key} is not documented"
