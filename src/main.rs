@@ -3,6 +3,7 @@
 
 mod auth;
 mod config;
+mod control;
 mod deliver;
 mod durable;
 mod inbound;
@@ -26,6 +27,7 @@ Commands:
   serve -c FILE    run the mail server in the foreground
   check -c FILE    validate a config file and print the effective settings
   passwd [USER]    read a password on stdin, print a password-file line
+  flush -c FILE    ask the running daemon to retry deferred mail now
 
 Options:
   -c, --config FILE   config file (default /etc/picomta.conf)
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
     let command = matches.free.first().map(String::as_str);
     match command {
         Some("serve") | Some("check") => {}
+        Some("flush") => return flush(&config_path),
         Some("passwd") if matches.free.len() <= 2 => {
             return passwd::passwd_command(matches.free.get(1).map(String::as_str));
         }
@@ -83,6 +86,28 @@ fn main() -> ExitCode {
     let code = run(command == Some("check"), &config_path);
     logging::flush();
     code
+}
+
+/// `flush`: asks the daemon serving this config's spool to retry now.
+fn flush(config_path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("picomta: {e}");
+            return ExitCode::from(EX_CONFIG as u8);
+        }
+    };
+    match control::send(&config.spool, &control::Request::Flush) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "picomta: cannot reach the daemon at {}: {e} (is picomta serve running?)",
+                control::path(&config.spool).display()
+            );
+            // EX_UNAVAILABLE
+            ExitCode::from(69)
+        }
+    }
 }
 
 /// `check` or `serve` with the config at `config_path`.

@@ -97,3 +97,45 @@ fn delivered_recipients_are_not_delivered_again_after_restart() {
     assert_eq!(server.delivered("bob").len(), 1, "bob got it once");
     wait_log(&server, "removed");
 }
+
+/// `picomta flush` makes the running daemon retry a deferred message at once,
+/// long before its retry time; without a daemon it says so and exits 69.
+#[test]
+fn flush_retries_deferred_mail_now() {
+    let server = Setup::new("retry-flush").with("retry_min 1h").start();
+    block_path(&server.maildir("dave"));
+    let mut c = server.connect_ehlo();
+    c.deliver(
+        SENDER,
+        &["dave@example.test"],
+        &message("f1", "flush", "retried on request"),
+    );
+    wait_log(&server, "status=deferred");
+    fs::remove_file(server.maildir("dave")).unwrap();
+    // Nothing happens by itself for an hour.
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        common::mail::count_files(&server.maildir("dave").join("new")),
+        0
+    );
+    let conf = server.config.to_string_lossy().into_owned();
+    let (code, _, err) = run_binary(&["flush", "-c", &conf]);
+    assert_eq!(code, Some(0), "{err}");
+    let got = server.wait_mail("dave", 1);
+    assert!(got[0]
+        .message_str()
+        .contains("Message-ID: <f1@client.test>"));
+    wait_log(&server, "flush requested: 1 deferred messages retried now");
+}
+
+#[test]
+fn flush_without_a_daemon_fails_clearly() {
+    let dir = TestDir::new("retry-flush-down");
+    let conf = dir.write(
+        "picomta.conf",
+        &format!("spool {}\n", dir.path.join("spool").display()),
+    );
+    let (code, _, err) = run_binary(&["flush", "-c", &conf.to_string_lossy()]);
+    assert_eq!(code, Some(69), "{err}");
+    assert!(err.contains("is picomta serve running?"), "{err}");
+}

@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
 use super::tls::TlsInfo;
 
@@ -35,7 +36,7 @@ pub struct Conn {
     /// Readiness reported by the poll and not yet used up by a `WouldBlock`.
     pub readable: bool,
     pub writable: bool,
-    tls: Option<Box<ServerConnection>>,
+    tls: Option<Box<Connection>>,
     /// The peer's end of the TCP stream has been read.
     eof: bool,
     /// The TLS session holds decrypted input not yet read: the socket may be
@@ -63,7 +64,20 @@ impl Conn {
     /// ClientHello. Bytes the caller read before are its own to discard.
     pub fn start_tls(&mut self, config: &Arc<ServerConfig>) -> io::Result<()> {
         let tls = ServerConnection::new(config.clone()).map_err(io::Error::other)?;
-        self.tls = Some(Box::new(tls));
+        self.tls = Some(Box::new(Connection::Server(tls)));
+        Ok(())
+    }
+
+    /// The client side of [`Conn::start_tls`], for outbound mail: the next
+    /// bytes written are our ClientHello for `server`.
+    #[allow(dead_code)] // the remote delivery driver (issue 4)
+    pub fn start_client_tls(
+        &mut self,
+        config: &Arc<ClientConfig>,
+        server: ServerName<'static>,
+    ) -> io::Result<()> {
+        let tls = ClientConnection::new(config.clone(), server).map_err(io::Error::other)?;
+        self.tls = Some(Box::new(Connection::Client(tls)));
         Ok(())
     }
 

@@ -69,6 +69,21 @@ impl Schedule {
         self.due.push(Reverse((Instant::now() + wait, id, false)));
     }
 
+    /// `picomta flush`: everything waiting for a retry is due now. Returns
+    /// how many messages that moved.
+    pub fn flush(&mut self, now: Instant) -> usize {
+        let waiting = std::mem::take(&mut self.due).into_vec();
+        let moved = waiting
+            .iter()
+            .filter(|Reverse((at, _, _))| *at > now)
+            .count();
+        self.due = waiting
+            .into_iter()
+            .map(|Reverse((at, id, fresh))| Reverse((at.min(now), id, fresh)))
+            .collect();
+        moved
+    }
+
     /// The message is gone from the spool.
     pub fn removed(&mut self) {
         self.committed = self.committed.saturating_sub(1);
@@ -95,6 +110,29 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flush_makes_every_retry_due() {
+        let mut s = Schedule::default();
+        let now = Instant::now();
+        s.add("A".into(), true);
+        s.retry("B".into(), Duration::from_secs(3600));
+        s.retry("C".into(), Duration::from_secs(60));
+        assert_eq!(
+            s.pop_due(now + Duration::from_secs(1))
+                .map(|p| p.0)
+                .as_deref(),
+            Some("A")
+        );
+        assert_eq!(s.pop_due(now + Duration::from_secs(1)), None);
+        assert_eq!(s.flush(now + Duration::from_secs(1)), 2);
+        let mut due = Vec::new();
+        while let Some((id, _)) = s.pop_due(now + Duration::from_secs(1)) {
+            due.push(id);
+        }
+        due.sort();
+        assert_eq!(due, ["B", "C"]);
+    }
 
     #[test]
     fn ids_are_unique_and_sorted() {

@@ -68,6 +68,8 @@ macro_rules! delivery_ctx {
 enum Owner {
     /// A listening socket and its index in `config.listen`.
     Listener(TcpListener, usize),
+    /// The control socket (`picomta flush`).
+    Control(mio::net::UnixDatagram),
     Inbound(Box<Inbound>),
 }
 
@@ -144,9 +146,23 @@ pub fn run(loaded: Loaded) -> io::Result<()> {
         Some(p) => log::info!("AUTH: {} users in the passwords file", p.len()),
         None => {}
     }
+    let control = crate::control::bind(&config.spool).map_err(|e| {
+        context(
+            e,
+            "control socket",
+            &crate::control::path(&config.spool).display(),
+        )
+    })?;
+    let token = owners.insert_with(|_, _| Owner::Control(control));
+    if let Some(Owner::Control(control)) = owners.get_mut(token) {
+        reactor
+            .registry()
+            .register(control, token, Interest::READABLE)?;
+    }
     let sync_method = config.sync_method;
     let mut server = Server {
-        listeners: config.listen.len(),
+        // Every owner that is not a session: the listeners and the control socket.
+        listeners: config.listen.len() + 1,
         config,
         router,
         tls,
@@ -203,6 +219,7 @@ impl Server {
     fn ready(&mut self, r: Ready) {
         match self.owners.get_mut(r.token) {
             Some(Owner::Listener(..)) => self.accept(r.token),
+            Some(Owner::Control(_)) => self.control(r.token),
             Some(Owner::Inbound(inbound)) => {
                 inbound.conn.readable |= r.readable;
                 inbound.conn.writable |= r.writable;
@@ -268,6 +285,32 @@ impl Server {
             }
             self.reactor.add_timer(deadline, new, generation);
             self.drive(new);
+        }
+    }
+
+    /// Reads and carries out the requests waiting on the control socket.
+    fn control(&mut self, token: Token) {
+        let mut buf = [0u8; 64];
+        loop {
+            let Some(Owner::Control(socket)) = self.owners.get_mut(token) else {
+                return;
+            };
+            let n = match socket.recv(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::error!("control socket: {e}");
+                    return;
+                }
+            };
+            match crate::control::Request::parse(&buf[..n]) {
+                Some(crate::control::Request::Flush) => {
+                    let moved = self.schedule.flush(Instant::now());
+                    log::info!("flush requested: {moved} deferred messages retried now");
+                }
+                None => log::warn!("control socket: unknown request ignored"),
+            }
         }
     }
 
