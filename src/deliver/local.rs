@@ -9,12 +9,14 @@ use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::bounces::{self, Failure};
 use super::maildir::{already_delivered, unique_name, MaildirWrite};
 use super::route::{Router, Target};
 use crate::config::Config;
+use crate::durable::Durability;
 use crate::queue::envelope::{state_line, Outcome};
 use crate::queue::spool::{Spool, Stored};
-use crate::queue::Schedule;
+use crate::queue::{IdMaker, Schedule};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::util;
 
@@ -73,6 +75,9 @@ pub struct Ctx<'a> {
     pub router: &'a Router,
     pub spool: &'a mut Spool,
     pub schedule: &'a mut Schedule,
+    /// For the notifications of bounced mail, which are queued at once.
+    pub ids: &'a mut IdMaker,
+    pub durability: &'a mut Durability,
 }
 
 impl LocalDelivery {
@@ -329,13 +334,14 @@ impl Job {
             .all(|c| matches!(c.state, CopyState::Done | CopyState::Failed(_)))
     }
 
-    /// Logs each recipient's outcome, records it, and removes or reschedules
-    /// the message.
+    /// Logs each recipient's outcome, returns the failed ones to the sender,
+    /// records the outcomes, and removes or reschedules the message.
     fn conclude(self, ctx: &mut Ctx) {
         let rcpts = &self.stored.envelope.rcpts;
         let delay = util::unix_now().saturating_sub(self.stored.envelope.arrival);
-        let mut lines = String::new();
-        let mut pending = false;
+        let expired = delay >= ctx.config.outbound.queue_lifetime.as_secs();
+        let mut outcomes: Vec<(usize, Outcome)> = Vec::new();
+        let mut failures: Vec<Failure> = Vec::new();
         for (index, rcpt) in rcpts.iter().enumerate() {
             if self.stored.state.outcomes[index]
                 .as_ref()
@@ -363,8 +369,35 @@ impl Job {
                 outcome = Outcome::Bounced("no delivery target".into());
                 log_outcome(&self.id, &rcpt.to_string(), rcpt, "none", delay, &outcome);
             }
+            match &outcome {
+                Outcome::Bounced(why) => failures.push(Failure::local(rcpt, why)),
+                Outcome::Deferred(why) if expired => {
+                    let lifetime = ctx.config.outbound.queue_lifetime;
+                    failures.push(Failure::expired(rcpt, why, lifetime));
+                    outcome = Outcome::Bounced(format!("4.4.7 delivery time expired: {why}"));
+                    log_outcome(&self.id, &rcpt.to_string(), rcpt, "none", delay, &outcome);
+                }
+                _ => {}
+            }
+            outcomes.push((index, outcome));
+        }
+        if !failures.is_empty() {
+            if let Err(e) = bounces::send(ctx, &self.id, &self.stored, &failures) {
+                // Never drop a failure unreported: it stays pending, and the
+                // next attempt tries the notification again.
+                log::error!("{}: cannot queue the non-delivery notification: {e}", self.id);
+                for (_, outcome) in &mut outcomes {
+                    if let Outcome::Bounced(why) = outcome {
+                        *outcome = Outcome::Deferred(format!("{why} (notification not queued)"));
+                    }
+                }
+            }
+        }
+        let mut lines = String::new();
+        let mut pending = false;
+        for (index, outcome) in &outcomes {
             pending |= !outcome.is_final();
-            lines.push_str(&state_line(index, &outcome));
+            lines.push_str(&state_line(*index, outcome));
         }
         if !pending {
             ctx.spool.remove(&self.id, self.stored.has_state);

@@ -1,7 +1,9 @@
 //! Delivery: routing of recipients, the Maildir writer and the driver that
-//! takes due messages from the queue and delivers them.
+//! takes due messages from the queue and delivers them, returning what fails
+//! to its sender.
 
 pub mod aliases;
+pub mod bounces;
 pub mod local;
 pub mod maildir;
 pub mod route;

@@ -61,6 +61,8 @@ macro_rules! delivery_ctx {
             router: &$server.router,
             spool: &mut $server.spool,
             schedule: &mut $server.schedule,
+            ids: &mut $server.ids,
+            durability: &mut $server.durability,
         }
     };
 }

@@ -136,6 +136,12 @@ impl Setup {
         self
     }
 
+    /// Replaces the aliases file's text.
+    pub fn aliases(mut self, text: &str) -> Setup {
+        self.aliases = text.to_string();
+        self
+    }
+
     /// A file `name` in the test's directory, written before the server
     /// starts (a `with` line can name it as `{dir}/name`).
     pub fn file(mut self, name: &str, contents: &str) -> Setup {
