@@ -6,7 +6,7 @@
 mod sasl;
 mod throttle;
 
-pub use sasl::{Mechanism, SaslError, SaslExchange, SaslStep};
+pub use sasl::{encode_base64, Mechanism, SaslError, SaslExchange, SaslStep};
 pub use throttle::FailureTracker;
 
 use std::collections::HashMap;

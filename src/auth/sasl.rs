@@ -165,7 +165,6 @@ fn sasl_user(bytes: Vec<u8>) -> Result<String, SaslError> {
 }
 
 /// The RFC 4648 base64 alphabet.
-#[allow(dead_code)] // see encode_base64
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Decodes strict RFC 4648 base64: length a multiple of 4, `=` padding only at the
@@ -214,8 +213,7 @@ fn base64_value(c: u8) -> Option<u32> {
     Some(u32::from(value))
 }
 
-/// RFC 4648 base64 with padding.
-#[allow(dead_code)] // tested now; the outbound client's AUTH (next issue) sends with it
+/// RFC 4648 base64 with padding (the outbound client's AUTH).
 pub fn encode_base64(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

@@ -1,5 +1,6 @@
 //! DATA framing (RFC 5321 4.5.2): the one true end of data `<CRLF>.<CRLF>`,
-//! dot-unstuffing, and detection of bare CR and bare LF (SMTP smuggling).
+//! dot-unstuffing, and detection of bare CR and bare LF (SMTP smuggling); and
+//! the other direction for outbound mail, LF to CRLF with dot-stuffing.
 //! Sans-IO: bytes in, message bytes out, in any chunking.
 
 /// What one call to [`DataDecoder::feed`] found.
@@ -157,6 +158,58 @@ impl DataDecoder {
     fn bare_lf(&mut self, out: &mut Vec<u8>) {
         out.push(b'\n');
         self.bare = true;
+    }
+}
+
+/// Encodes a spool body (LF line ends) for DATA: every LF becomes CRLF, a `.`
+/// at the start of a line is doubled (RFC 5321 4.5.2), and a CR is passed on as
+/// it is. Every CRLF it writes comes from an LF and is followed by a stuffed
+/// line, so no body can end the data early. Streaming: any chunking gives the
+/// same bytes; one call writes at most twice its input.
+#[derive(Debug)]
+pub struct DataEncoder {
+    /// The next byte starts a line (true before the first byte).
+    line_start: bool,
+}
+
+impl Default for DataEncoder {
+    fn default() -> DataEncoder {
+        DataEncoder { line_start: true }
+    }
+}
+
+impl DataEncoder {
+    /// Appends the wire form of `input` to `out`.
+    pub fn encode(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
+        out.reserve(input.len() + input.len() / 16);
+        while let Some(&first) = input.first() {
+            if self.line_start && first == b'.' {
+                out.push(b'.');
+            }
+            match input.iter().position(|&b| b == b'\n') {
+                Some(nl) => {
+                    out.extend_from_slice(&input[..nl]);
+                    out.extend_from_slice(b"\r\n");
+                    input = &input[nl + 1..];
+                    self.line_start = true;
+                }
+                None => {
+                    out.extend_from_slice(input);
+                    self.line_start = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Appends the end of data: a CRLF to end an unfinished last line, then
+    /// `.` CRLF. An empty body is just `.` CRLF.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        self.line_start = true;
     }
 }
 

@@ -254,3 +254,81 @@ fn bdat_pending_cr_across_chunks() {
     assert_eq!(out, b"a\nb");
     assert!(!bdat_finish(&mut pending, &mut out));
 }
+
+/// Encodes `pieces` one after another, then the end.
+fn encode(pieces: &[&[u8]]) -> Vec<u8> {
+    let mut e = DataEncoder::default();
+    let mut out = Vec::new();
+    for p in pieces {
+        let before = out.len();
+        e.encode(p, &mut out);
+        assert!(out.len() - before <= 2 * p.len(), "at most twice the input");
+    }
+    e.finish(&mut out);
+    out
+}
+
+#[test]
+fn encode_table() {
+    let cases: &[(&[u8], &[u8])] = &[
+        (b"", b".\r\n"),
+        (b"\n", b"\r\n.\r\n"),
+        (b"a", b"a\r\n.\r\n"),
+        (b"a\n", b"a\r\n.\r\n"),
+        (b".", b"..\r\n.\r\n"),
+        (b".\n", b"..\r\n.\r\n"),
+        (b"..\n.x\n", b"...\r\n..x\r\n.\r\n"),
+        (b"a.b\n x.\n", b"a.b\r\n x.\r\n.\r\n"),
+        (
+            b"Subject: x\n\nbody\n.\nend",
+            b"Subject: x\r\n\r\nbody\r\n..\r\nend\r\n.\r\n",
+        ),
+        // A CR is kept as it is; only LF makes a line end.
+        (b"a\rb\n", b"a\rb\r\n.\r\n"),
+        (b"a\r\n.\n", b"a\r\r\n..\r\n.\r\n"),
+        (b"\r.\r\n", b"\r.\r\r\n.\r\n"),
+        (b"\n\n.\n\n", b"\r\n\r\n..\r\n\r\n.\r\n"),
+    ];
+    for (input, want) in cases {
+        assert_eq!(encode(&[input]), *want, "{input:?}");
+    }
+}
+
+#[test]
+fn encoding_is_the_same_at_every_split() {
+    let bodies: &[&[u8]] = &[
+        b"",
+        b".",
+        b"..\n.\n\n.x\n",
+        b"From: a\nSubject: dots\n\n.leading\nmid.dle\n..two\n.\nno end",
+        b"x\r\n.\r.\n\r\n.",
+    ];
+    for body in bodies {
+        let whole = encode(&[body]);
+        for i in 0..=body.len() {
+            assert_eq!(encode(&[&body[..i], &body[i..]]), whole, "{body:?} at {i}");
+            for j in i..=body.len() {
+                assert_eq!(
+                    encode(&[&body[..i], &body[i..j], &body[j..]]),
+                    whole,
+                    "{body:?} at {i},{j}"
+                );
+            }
+        }
+        let bytes: Vec<&[u8]> = body.chunks(1).collect();
+        assert_eq!(encode(&bytes), whole);
+    }
+}
+
+#[test]
+fn encoded_body_decodes_to_itself() {
+    // The inbound decoder reads back exactly what the encoder wrote (CR-free bodies).
+    let body: &[u8] = b"a\n.\n..\n. x\n\n.\n";
+    let wire = encode(&[body]);
+    let mut d = DataDecoder::default();
+    let mut out = Vec::new();
+    let fed = d.feed(&wire, &mut out);
+    assert!(fed.done && fed.consumed == wire.len());
+    assert_eq!(out, body);
+    assert!(!d.bare_line_ending());
+}

@@ -1,7 +1,9 @@
 //! SMTP protocol logic, free of I/O: command parsing, replies, DATA framing and
-//! the inbound session state machine.
+//! the inbound and outbound session state machines.
 
 pub mod address;
+#[allow(dead_code)] // wired in by the remote delivery driver (issue 4)
+pub mod client;
 pub mod command;
 pub mod data;
 pub mod reply;
