@@ -5,6 +5,8 @@ mod auth;
 mod config;
 mod control;
 mod deliver;
+#[allow(dead_code)] // wired in by the remote delivery driver (issue 4)
+mod dns;
 mod durable;
 mod inbound;
 mod logging;
