@@ -2,7 +2,8 @@
 //! real `picomta serve` binary started on a free loopback port, a byte-exact raw
 //! SMTP client, a `lettre` transport, and a reader for what landed in a Maildir.
 //! `tls` adds test certificates, password files, a TLS client and a runner
-//! for Python scripts.
+//! for Python scripts. `dns` (a DNS responder) and `sink` (SMTP servers on
+//! 127.0.0.x) stand in for the outside world of outbound delivery.
 //!
 //! Everything waits with a bound (`TIMEOUT`), so a broken server fails a test
 //! instead of hanging the suite. On failure the server's log is printed and the
@@ -12,7 +13,9 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod dns;
 pub mod mail;
+pub mod sink;
 pub mod tls;
 
 use std::fs::{self, File, OpenOptions};

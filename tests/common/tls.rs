@@ -52,9 +52,18 @@ pub enum CertKind {
 }
 
 fn leaf_params() -> CertificateParams {
-    let mut p = CertificateParams::new(vec![CERT_NAME.to_string()]).expect("valid DNS name");
-    p.subject_alt_names
-        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    leaf_params_for(&[CERT_NAME, "127.0.0.1"])
+}
+
+/// A server leaf for `names`: each an IP address (an IP SAN) or a DNS name.
+fn leaf_params_for(names: &[&str]) -> CertificateParams {
+    let mut p = CertificateParams::new(Vec::<String>::new()).expect("no names");
+    for n in names {
+        p.subject_alt_names.push(match n.parse::<IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName((*n).try_into().expect("valid DNS name")),
+        });
+    }
     p.distinguished_name
         .push(DnType::CommonName, "picomta test server");
     p.key_usages.push(KeyUsagePurpose::DigitalSignature);
@@ -82,6 +91,16 @@ pub fn self_signed(dir: &Path) -> TestCert {
 /// A test CA (`ca.pem`) and a leaf it signed (`cert.pem`: leaf then CA, as
 /// admins install chains; `key.pem`) in `dir`.
 pub fn ca_signed(dir: &Path) -> TestCert {
+    ca_signed_leaf(dir, leaf_params())
+}
+
+/// Like `ca_signed`, for other names (DNS names or IP addresses), e.g. a
+/// smarthost's `["smarthost.test"]` for verified outbound TLS.
+pub fn ca_signed_for(dir: &Path, names: &[&str]) -> TestCert {
+    ca_signed_leaf(dir, leaf_params_for(names))
+}
+
+fn ca_signed_leaf(dir: &Path, mut leaf: CertificateParams) -> TestCert {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("no names");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
@@ -93,7 +112,6 @@ pub fn ca_signed(dir: &Path) -> TestCert {
     let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
     let issuer = Issuer::new(ca_params, ca_key);
 
-    let mut leaf = leaf_params();
     leaf.use_authority_key_identifier_extension = true;
     let key = KeyPair::generate().expect("generate key");
     let cert = leaf.signed_by(&key, &issuer).expect("sign leaf");
