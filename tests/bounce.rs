@@ -36,10 +36,10 @@ fn parse_dsn(raw: &str) -> (String, String) {
     assert_eq!(mail.subparts.len(), 3, "{raw}");
     assert_eq!(mail.subparts[0].ctype.mimetype, "text/plain");
     assert_eq!(mail.subparts[1].ctype.mimetype, "message/delivery-status");
-    let status = String::from_utf8_lossy(mail.subparts[1].get_body_raw().unwrap().as_slice())
-        .into_owned();
-    let headers = String::from_utf8_lossy(mail.subparts[2].get_body_raw().unwrap().as_slice())
-        .into_owned();
+    let status =
+        String::from_utf8_lossy(mail.subparts[1].get_body_raw().unwrap().as_slice()).into_owned();
+    let headers =
+        String::from_utf8_lossy(mail.subparts[2].get_body_raw().unwrap().as_slice()).into_owned();
     (status, headers)
 }
 
@@ -55,12 +55,21 @@ fn a_refused_recipient_is_returned_to_the_sender() {
     let dsn = &got[0];
     assert_eq!(dsn.return_path, "", "a notification has the null sender");
     let raw = dsn.message_str();
-    assert!(raw.contains("To: <carol@example.test>") || raw.contains("To: carol@example.test"), "{raw}");
+    assert!(
+        raw.contains("To: <carol@example.test>") || raw.contains("To: carol@example.test"),
+        "{raw}"
+    );
     let (status, headers) = parse_dsn(&raw);
-    assert!(status.contains("Final-Recipient: rfc822; piped@example.test"), "{status}");
+    assert!(
+        status.contains("Final-Recipient: rfc822; piped@example.test"),
+        "{status}"
+    );
     assert!(status.contains("Action: failed"), "{status}");
     assert!(status.contains("Status: 5."), "{status}");
-    assert!(headers.contains("Message-ID: <b1@client.test>"), "{headers}");
+    assert!(
+        headers.contains("Message-ID: <b1@client.test>"),
+        "{headers}"
+    );
     wait_log(&server, "sender non-delivery notification");
 }
 
@@ -78,12 +87,20 @@ fn a_message_deferred_past_its_lifetime_bounces_with_4_4_7() {
     wait_log(&server, "status=deferred");
     let got = server.wait_mail("carol", 1);
     let (status, headers) = parse_dsn(&got[0].message_str());
-    assert!(status.contains("Final-Recipient: rfc822; dave@example.test"), "{status}");
+    assert!(
+        status.contains("Final-Recipient: rfc822; dave@example.test"),
+        "{status}"
+    );
     assert!(status.contains("Status: 4.4.7"), "{status}");
-    assert!(headers.contains("Message-ID: <b2@client.test>"), "{headers}");
+    assert!(
+        headers.contains("Message-ID: <b2@client.test>"),
+        "{headers}"
+    );
     wait_log(&server, "removed");
     // The original is gone from the queue once it is reported.
-    let left = std::fs::read_dir(server.spool().join("msg")).unwrap().count();
+    let left = std::fs::read_dir(server.spool().join("msg"))
+        .unwrap()
+        .count();
     assert_eq!(left, 0, "{}", server.log_text());
 }
 

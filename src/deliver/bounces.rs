@@ -102,7 +102,7 @@ pub fn send(
         })
         .collect();
     let now = util::unix_now();
-    let message = delivery_status_notification(
+    let report = delivery_status_notification(
         &ctx.config.hostname,
         id,
         stored.envelope.arrival,
@@ -112,6 +112,14 @@ pub fn send(
         &headers,
     );
     let bounce_id = ctx.ids.next();
+    // Trace for a message made here (RFC 5321 4.4), as Postfix writes it.
+    let mut message = format!(
+        "Received: by {} (picomta) id {bounce_id};\n\t{}\n",
+        ctx.config.hostname,
+        util::rfc5322_date(now)
+    )
+    .into_bytes();
+    message.extend_from_slice(&report);
     let envelope = Envelope {
         arrival: now,
         from: ReversePath::Null,
@@ -158,7 +166,10 @@ mod tests {
             domain: "example.test".into(),
         };
         let f = Failure::local(&rcpt, "alias 'x': unknown local name 'y'");
-        assert_eq!((f.status.as_str(), f.rcpt.as_str()), ("5.0.0", "bob@example.test"));
+        assert_eq!(
+            (f.status.as_str(), f.rcpt.as_str()),
+            ("5.0.0", "bob@example.test")
+        );
         let f = Failure::expired(&rcpt, "451 4.3.0 try later", Duration::from_secs(5 * 86400));
         assert_eq!(f.status, "4.4.7");
         assert!(f.diagnostic.contains("after 5 days") && f.diagnostic.contains("451 4.3.0"));

@@ -385,7 +385,10 @@ impl Job {
             if let Err(e) = bounces::send(ctx, &self.id, &self.stored, &failures) {
                 // Never drop a failure unreported: it stays pending, and the
                 // next attempt tries the notification again.
-                log::error!("{}: cannot queue the non-delivery notification: {e}", self.id);
+                log::error!(
+                    "{}: cannot queue the non-delivery notification: {e}",
+                    self.id
+                );
                 for (_, outcome) in &mut outcomes {
                     if let Outcome::Bounced(why) = outcome {
                         *outcome = Outcome::Deferred(format!("{why} (notification not queued)"));

@@ -99,13 +99,12 @@ pub fn parse_delivered(name: &str, raw: Vec<u8>) -> Delivered {
     };
     let delivered_to = dt.to_string();
     let l3 = next_line(&mut pos).unwrap_or_default();
-    let Some(rcv) = l3.strip_prefix("Received: from ") else {
-        panic!(
-            "{name}: third line is not 'Received: from ...':\n{}",
-            show()
-        );
+    // "Received: from …" for mail received over SMTP, "Received: by …" for
+    // messages picomta made itself (bounces).
+    let Some(rcv) = l3.strip_prefix("Received: ") else {
+        panic!("{name}: third line is not 'Received: ...':\n{}", show());
     };
-    let mut received = format!("from {rcv}");
+    let mut received = rcv.to_string();
     while matches!(raw.get(pos), Some(b' ') | Some(b'\t')) {
         let cont = next_line(&mut pos).unwrap_or_default();
         received.push(' ');
