@@ -5,12 +5,12 @@ mod auth;
 mod config;
 mod control;
 mod deliver;
-#[allow(dead_code)] // wired in by the remote delivery driver (issue 4)
 mod dns;
 mod durable;
 mod inbound;
 mod logging;
 mod net;
+mod outbound;
 mod passwd;
 mod queue;
 mod reactor;
@@ -144,10 +144,12 @@ fn load(config_path: &std::path::Path) -> Result<serve::Loaded, config::ConfigEr
         Some(path) => Some(auth::Passwords::load(path)?),
         None => None,
     };
+    let remote = deliver::remote::RemoteDelivery::load(&config)?;
     Ok(serve::Loaded {
         config,
         router,
         tls,
         passwords,
+        remote,
     })
 }

@@ -18,8 +18,7 @@ use values::*;
 pub const EX_CONFIG: i32 = 78;
 
 pub use network::{Cidr, Listen, ListenKind};
-#[allow(unused_imports)] // the remote delivery driver (issue 4) uses them
-pub use outbound::{Outbound, Relayhost, TlsPolicy};
+pub use outbound::{Outbound, TlsPolicy};
 
 #[derive(Debug, Clone)]
 pub struct Config {

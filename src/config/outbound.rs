@@ -185,7 +185,6 @@ impl Outbound {
     }
 
     /// The TLS policy for MX delivery to `domain`.
-    #[allow(dead_code)] // the remote delivery driver (issue 4)
     pub fn policy_for(&self, domain: &str) -> TlsPolicy {
         self.tls_policy
             .iter()

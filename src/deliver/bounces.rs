@@ -43,6 +43,20 @@ impl Failure {
         }
     }
 
+    /// A recipient a remote server refused for good: `reply` is its words
+    /// (`550 5.1.1 …`).
+    pub fn remote(rcpt: &Mailbox, reply: &str, remote_mta: Option<String>) -> Failure {
+        Failure {
+            rcpt: rcpt.to_string(),
+            status: status_of(reply).unwrap_or("5.0.0").to_string(),
+            diagnostic: match remote_mta {
+                Some(_) => format!("smtp; {reply}"),
+                None => format!("x-local; {reply}"),
+            },
+            remote_mta,
+        }
+    }
+
     /// A recipient still deferred when its message is older than
     /// `queue_lifetime` (RFC 3463 4.4.7, "delivery time expired").
     pub fn expired(rcpt: &Mailbox, last_reason: &str, lifetime: Duration) -> Failure {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::bounces::{self, Failure};
 use super::maildir::{already_delivered, unique_name, MaildirWrite};
+use super::remote::{Delivered, RemoteRequest};
 use super::route::{Router, Target};
 use crate::config::Config;
 use crate::durable::Durability;
@@ -54,14 +55,26 @@ struct Job {
     id: String,
     stored: Stored,
     copies: Vec<Copy>,
-    /// Outcomes decided without a copy (refused or remote targets), per rcpt.
+    /// Outcomes decided without a copy (refused targets), per rcpt.
     other: Vec<Vec<(String, Outcome)>>,
+    /// Targets outside the local domains, handed to the remote driver, with
+    /// their outcome once it reports.
+    remote: Vec<RemotePart>,
     /// Recovered or retried: copies may already be in place.
     check_existing: bool,
 }
 
+/// One remote target of a recipient.
+struct RemotePart {
+    rcpt: usize,
+    to: Mailbox,
+    result: Option<Delivered>,
+}
+
 pub struct LocalDelivery {
     jobs: Vec<Job>,
+    /// Remote targets of jobs just started, for the remote driver.
+    requests: Vec<RemoteRequest>,
     /// Unix time this process started: messages that arrived before it may
     /// have been delivered already by the previous run.
     started_at: u64,
@@ -84,6 +97,7 @@ impl LocalDelivery {
     pub fn new() -> LocalDelivery {
         LocalDelivery {
             jobs: Vec::new(),
+            requests: Vec::new(),
             started_at: util::unix_now(),
             written_since: None,
         }
@@ -118,7 +132,19 @@ impl LocalDelivery {
                 break;
             };
             match self.start(ctx, &id, fresh) {
-                Some(job) => self.jobs.push(job),
+                Some(job) => {
+                    if !job.remote.is_empty() {
+                        self.requests.push(RemoteRequest {
+                            job: job.id.clone(),
+                            path: ctx.spool.msg_path(&job.id),
+                            offset: job.stored.offset,
+                            len: job.stored.len,
+                            from: job.stored.envelope.from.clone(),
+                            rcpts: job.remote.iter().map(|p| (p.rcpt, p.to.clone())).collect(),
+                        });
+                    }
+                    self.jobs.push(job)
+                }
                 None => ctx.schedule.removed(),
             }
         }
@@ -130,6 +156,25 @@ impl LocalDelivery {
         }
         if self.written_since.is_none() && self.has_written() {
             self.written_since = Some(now);
+        }
+    }
+
+    /// Remote targets of the jobs started since the last call.
+    pub fn take_remote_requests(&mut self) -> Vec<RemoteRequest> {
+        std::mem::take(&mut self.requests)
+    }
+
+    /// The remote driver's verdict for one target; its job may now finish.
+    pub fn remote_done(&mut self, delivered: Delivered) {
+        let Some(job) = self.jobs.iter_mut().find(|j| j.id == delivered.job) else {
+            return;
+        };
+        if let Some(part) = job
+            .remote
+            .iter_mut()
+            .find(|p| p.rcpt == delivered.rcpt && p.to == delivered.to && p.result.is_none())
+        {
+            part.result = Some(delivered);
         }
     }
 
@@ -229,6 +274,7 @@ impl LocalDelivery {
             stored.state.attempts > 0 || stored.envelope.arrival <= self.started_at;
         let mut copies: Vec<Copy> = Vec::new();
         let mut other = vec![Vec::new(); stored.envelope.rcpts.len()];
+        let mut remote = Vec::new();
         for (index, rcpt) in stored.envelope.rcpts.iter().enumerate() {
             if stored.state.outcomes[index]
                 .as_ref()
@@ -269,10 +315,11 @@ impl LocalDelivery {
                             state: CopyState::Waiting,
                         });
                     }
-                    Target::Remote(to) => other[index].push((
-                        to.to_string(),
-                        Outcome::Deferred("remote delivery is not available".into()),
-                    )),
+                    Target::Remote(to) => remote.push(RemotePart {
+                        rcpt: index,
+                        to,
+                        result: None,
+                    }),
                     Target::Refused(why) => {
                         other[index].push((rcpt.to_string(), Outcome::Bounced(why)))
                     }
@@ -284,6 +331,7 @@ impl LocalDelivery {
             stored,
             copies,
             other,
+            remote,
             check_existing,
         })
     }
@@ -332,6 +380,7 @@ impl Job {
         self.copies
             .iter()
             .all(|c| matches!(c.state, CopyState::Done | CopyState::Failed(_)))
+            && self.remote.iter().all(|p| p.result.is_some())
     }
 
     /// Logs each recipient's outcome, returns the failed ones to the sender,
@@ -365,11 +414,30 @@ impl Job {
                 log_outcome(&self.id, to, rcpt, "none", delay, result);
                 outcome = worse(outcome, result.clone());
             }
+            for part in self.remote.iter().filter(|p| p.rcpt == index) {
+                any = true;
+                let Some(d) = &part.result else {
+                    continue;
+                };
+                let to = d.to.to_string();
+                let text = d.reply.as_deref().unwrap_or("");
+                log_remote(&self.id, &to, rcpt, &d.relay, delay, &d.outcome, text);
+                if let Outcome::Bounced(why) = &d.outcome {
+                    failures.push(Failure::remote(rcpt, why, d.remote_mta.clone()));
+                }
+                outcome = worse(outcome, d.outcome.clone());
+            }
             if !any {
                 outcome = Outcome::Bounced("no delivery target".into());
                 log_outcome(&self.id, &rcpt.to_string(), rcpt, "none", delay, &outcome);
             }
+            let remote_bounce = self.remote.iter().any(|p| {
+                p.rcpt == index
+                    && matches!(&p.result, Some(d) if matches!(d.outcome, Outcome::Bounced(_)))
+            });
             match &outcome {
+                // A remote refusal was reported above with the server's words.
+                Outcome::Bounced(_) if remote_bounce => {}
                 Outcome::Bounced(why) => failures.push(Failure::local(rcpt, why)),
                 Outcome::Deferred(why) if expired => {
                     let lifetime = ctx.config.outbound.queue_lifetime;
@@ -490,18 +558,41 @@ fn worse(a: Outcome, b: Outcome) -> Outcome {
 }
 
 fn log_outcome(id: &str, to: &str, rcpt: &Mailbox, relay: &str, delay: u64, outcome: &Outcome) {
+    log_remote(id, to, rcpt, relay, delay, outcome, "delivered to maildir");
+}
+
+/// The Postfix-style delivery line; `sent_text` explains a sent outcome.
+fn log_remote(
+    id: &str,
+    to: &str,
+    rcpt: &Mailbox,
+    relay: &str,
+    delay: u64,
+    outcome: &Outcome,
+    sent_text: &str,
+) {
     let orig = rcpt.to_string();
     let orig_to = if orig.eq_ignore_ascii_case(to) {
         String::new()
     } else {
         format!(" orig_to=<{orig}>")
     };
-    let (status, text) = match outcome {
-        Outcome::Sent => ("sent", "delivered to maildir"),
-        Outcome::Bounced(r) => ("bounced", r.as_str()),
-        Outcome::Deferred(r) => ("deferred", r.as_str()),
+    let (status, text, dsn) = match outcome {
+        Outcome::Sent => ("sent", sent_text, "2.0.0"),
+        Outcome::Bounced(r) => (
+            "bounced",
+            r.as_str(),
+            bounces::status_of(r).unwrap_or("5.0.0"),
+        ),
+        Outcome::Deferred(r) => (
+            "deferred",
+            r.as_str(),
+            bounces::status_of(r).unwrap_or("4.0.0"),
+        ),
     };
-    log::info!("{id}: to=<{to}>{orig_to} relay={relay} delay={delay} status={status} ({text})");
+    log::info!(
+        "{id}: to=<{to}>{orig_to} relay={relay} delay={delay} dsn={dsn} status={status} ({text})"
+    );
 }
 
 #[cfg(test)]

@@ -6,5 +6,6 @@ pub mod aliases;
 pub mod bounces;
 pub mod local;
 pub mod maildir;
+pub mod remote;
 pub mod route;
 pub mod users;

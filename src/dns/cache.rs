@@ -80,10 +80,12 @@ impl Cache {
     }
 
     /// Entries held, expired ones included until they are looked at or pushed out.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -32,6 +32,7 @@ pub enum Transmit {
 }
 
 impl Transmit {
+    #[cfg(test)]
     pub fn query(&self) -> QueryId {
         match self {
             Transmit::Udp { query, .. } | Transmit::Tcp { query, .. } => *query,
@@ -192,6 +193,7 @@ impl DnsClient {
     }
 
     /// Forgets a query, with its unsent packets and its unread result.
+    #[cfg(test)]
     pub fn cancel(&mut self, query: QueryId) {
         self.queries.remove(&query);
         self.transmits.retain(|t| t.query() != query);
@@ -199,6 +201,7 @@ impl DnsClient {
     }
 
     /// Queries in flight.
+    #[cfg(test)]
     pub fn pending(&self) -> usize {
         self.queries.len()
     }

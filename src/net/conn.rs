@@ -70,7 +70,6 @@ impl Conn {
 
     /// The client side of [`Conn::start_tls`], for outbound mail: the next
     /// bytes written are our ClientHello for `server`.
-    #[allow(dead_code)] // the remote delivery driver (issue 4)
     pub fn start_client_tls(
         &mut self,
         config: &Arc<ClientConfig>,

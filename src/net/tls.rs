@@ -103,7 +103,6 @@ impl fmt::Display for TlsInfo {
 }
 
 /// How an outbound connection treats the server's certificate.
-#[allow(dead_code)] // used by outbound delivery (the next issue)
 pub enum ServerCheck {
     /// Encrypt, but accept any certificate: opportunistic TLS (RFC 7435).
     Any,
@@ -112,7 +111,6 @@ pub enum ServerCheck {
 }
 
 /// A client configuration for outbound SMTP.
-#[allow(dead_code)] // used by outbound delivery (the next issue)
 pub fn client(check: ServerCheck) -> Arc<ClientConfig> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -131,7 +129,6 @@ pub fn client(check: ServerCheck) -> Arc<ClientConfig> {
 }
 
 /// The roots in a PEM bundle such as `/etc/ssl/certs/ca-certificates.crt`.
-#[allow(dead_code)] // used by outbound delivery (the next issue)
 pub fn load_roots(path: &Path) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     let (added, _ignored) = roots.add_parsable_certificates(read_certs(path)?);

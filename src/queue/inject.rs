@@ -10,7 +10,6 @@ use super::spool::Spool;
 use crate::durable::Durability;
 
 /// Queues `message` (LF line ends) for `envelope` under `id`.
-#[allow(dead_code)] // bounces (issue 4) call it once the DSN builder lands
 pub fn inject(
     spool: &mut Spool,
     durability: &mut Durability,

@@ -3,7 +3,6 @@
 //! read back from disk when a message is delivered, so memory does not grow
 //! with the queue's contents.
 
-#[allow(dead_code)] // wired in by the remote delivery driver (issue 4)
 pub mod bounce;
 pub mod envelope;
 pub mod inject;

@@ -32,6 +32,7 @@ impl Server {
     pub(super) fn end_turn(&mut self, idle: bool) {
         self.delivery
             .work(&mut delivery_ctx!(self), DELIVERY_BUDGET);
+        self.remote_turn();
         let started = Instant::now();
         let delivery_overdue = self
             .delivery

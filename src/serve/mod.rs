@@ -16,6 +16,7 @@ use rustls::ServerConfig;
 use crate::auth::{FailureTracker, Passwords};
 use crate::config::{Config, ListenKind};
 use crate::deliver::local::LocalDelivery;
+use crate::deliver::remote::RemoteDelivery;
 use crate::deliver::route::Router;
 use crate::durable::Durability;
 use crate::inbound::{Inbound, Next, SpaceCheck};
@@ -73,6 +74,11 @@ enum Owner {
     /// The control socket (`picomta flush`).
     Control(mio::net::UnixDatagram),
     Inbound(Box<Inbound>),
+    /// An outbound SMTP connection.
+    Outbound(Box<crate::outbound::Outbound>),
+    /// The UDP socket of one DNS query try.
+    DnsUdp(mio::net::UdpSocket, crate::dns::client::QueryId),
+    DnsTcp(Box<remote::DnsTcp>),
 }
 
 struct Server {
@@ -83,12 +89,16 @@ struct Server {
     failures: FailureTracker,
     reactor: Reactor,
     owners: Slab<Owner>,
-    listeners: usize,
+    /// Inbound sessions, for `max_connections`.
+    sessions: usize,
     spool: Spool,
     schedule: Schedule,
     ids: IdMaker,
     space: SpaceCheck,
     delivery: LocalDelivery,
+    remote: RemoteDelivery,
+    /// DNS sockets and their queries, closed once the query is over.
+    dns_sockets: Vec<(Token, crate::dns::client::QueryId)>,
     durability: Durability,
     /// While sockets are ready, the next barrier may not start before this: one
     /// barrier's duration after the last ended. Commands between final dots
@@ -107,6 +117,7 @@ pub struct Loaded {
     pub router: Router,
     pub tls: Option<Arc<ServerConfig>>,
     pub passwords: Option<Passwords>,
+    pub remote: RemoteDelivery,
 }
 
 pub fn run(loaded: Loaded) -> io::Result<()> {
@@ -115,6 +126,7 @@ pub fn run(loaded: Loaded) -> io::Result<()> {
         router,
         tls,
         passwords,
+        remote,
     } = loaded;
     log::info!(
         "picomta {} starting with {}",
@@ -163,8 +175,7 @@ pub fn run(loaded: Loaded) -> io::Result<()> {
     }
     let sync_method = config.sync_method;
     let mut server = Server {
-        // Every owner that is not a session: the listeners and the control socket.
-        listeners: config.listen.len() + 1,
+        sessions: 0,
         config,
         router,
         tls,
@@ -177,6 +188,8 @@ pub fn run(loaded: Loaded) -> io::Result<()> {
         ids: IdMaker::default(),
         space: SpaceCheck::new(),
         delivery: LocalDelivery::new(),
+        remote,
+        dns_sockets: Vec::new(),
         durability: Durability::new(sync_method),
         barrier_allowed_at: Instant::now(),
         commits: Vec::new(),
@@ -203,7 +216,11 @@ impl Server {
                 let paced = self.barrier_allowed_at.saturating_duration_since(now);
                 let barrier = self.delivery.barrier_wait(now).map(|w| w.max(paced));
                 let due = self.schedule.next_due_in(now);
-                due.into_iter().chain(barrier).min()
+                let dns = self
+                    .remote
+                    .next_timeout()
+                    .map(|t| t.saturating_duration_since(now));
+                due.into_iter().chain(barrier).chain(dns).min()
             };
             crate::logging::flush();
             self.reactor.wait(limit, &mut ready, &mut expired)?;
@@ -227,6 +244,13 @@ impl Server {
                 inbound.conn.writable |= r.writable;
                 self.drive(r.token);
             }
+            Some(Owner::Outbound(out)) => {
+                out.conn.readable |= r.readable;
+                out.conn.writable |= r.writable;
+                self.drive_outbound(r.token);
+            }
+            Some(Owner::DnsUdp(..)) => self.dns_udp_ready(r.token),
+            Some(Owner::DnsTcp(_)) => self.dns_tcp_ready(r.token),
             None => {}
         }
     }
@@ -244,7 +268,7 @@ impl Server {
                     return;
                 }
             };
-            let sessions = self.owners.len() - self.listeners;
+            let sessions = self.sessions;
             if sessions >= self.config.max_connections {
                 log::warn!(
                     "too many connections ({sessions}): refusing [{}]",
@@ -285,6 +309,7 @@ impl Server {
                 self.owners.remove(new);
                 continue;
             }
+            self.sessions += 1;
             self.reactor.add_timer(deadline, new, generation);
             self.drive(new);
         }
@@ -369,8 +394,10 @@ impl Server {
     }
 
     fn timer(&mut self, token: Token, generation: u64) {
-        let Some(Owner::Inbound(inbound)) = self.owners.get_gen_mut(token, generation) else {
-            return;
+        let inbound = match self.owners.get_gen_mut(token, generation) {
+            Some(Owner::Inbound(inbound)) => inbound,
+            Some(Owner::Outbound(_)) => return self.outbound_timer(token, generation),
+            _ => return,
         };
         if inbound.hold_until.is_some_and(|h| h <= Instant::now()) {
             inbound.timer_at = inbound.deadline;
@@ -397,6 +424,7 @@ impl Server {
         let Some(Owner::Inbound(mut inbound)) = self.owners.remove(token) else {
             return;
         };
+        self.sessions -= 1;
         let owners = &self.owners;
         self.reactor
             .prune_timers(owners.len(), |t, g| owners.is_live(t, g));
@@ -408,3 +436,4 @@ impl Server {
 }
 
 mod commit;
+mod remote;

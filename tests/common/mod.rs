@@ -234,6 +234,12 @@ impl Setup {
             let file = tls::write_passwords(&dir.path, &refs);
             conf.push_str(&format!("passwords {}\n", file.display()));
         }
+        // Network safety: picomta never asks the machine's DNS servers in a
+        // test. Unless the test runs its own responder, queries go to a
+        // loopback port where nothing listens.
+        if !self.extra.iter().any(|l| l.starts_with("dns_servers ")) {
+            conf.push_str("dns_servers 127.0.0.1:9\n");
+        }
         let dir_s = dir.path.display().to_string();
         for line in &self.extra {
             conf.push_str(&line.replace("{dir}", &dir_s));

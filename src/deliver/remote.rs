@@ -1,0 +1,681 @@
+//! The remote delivery driver: recipients outside the local domains, grouped
+//! per message and destination (a domain, or the smarthost), are resolved
+//! (MX, then addresses, through the DNS client and its cache) and sent over
+//! outbound SMTP connections, trying the next address when one fails, within
+//! the global and per-destination connection caps. It owns no socket: it
+//! emits [`Action`]s (a DNS packet to send, a connection to open) that the
+//! server carries out, and takes back DNS packets and connection outcomes.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rustls::pki_types::ServerName;
+
+use crate::config::{Config, ConfigError, TlsPolicy};
+use crate::dns::cache::Cache;
+use crate::dns::client::{DnsClient, QueryId, Transmit};
+use crate::dns::lookup::{LookupStep, MxLookup};
+use crate::dns::message::{Answer, QType};
+use crate::dns::resolv::ResolvConf;
+use crate::net::tls::{self, ServerCheck};
+use crate::queue::envelope::Outcome;
+use crate::smtp::address::{Mailbox, ReversePath};
+use crate::smtp::client::{self, ClientConfig, SmtpClient, TlsWant};
+
+/// DNS answers kept at most.
+const CACHE_ENTRIES: usize = 1024;
+/// Recipients of one destination per transaction (RFC 5321 asks servers to
+/// take at least 100).
+const MAX_RCPTS: usize = 100;
+
+/// Remote recipients of one message, handed over by the delivery driver.
+pub struct RemoteRequest {
+    pub job: String,
+    /// The spool file and where the message is in it.
+    pub path: PathBuf,
+    pub offset: u64,
+    pub len: u64,
+    pub from: ReversePath,
+    /// (recipient index in the envelope, address to deliver to).
+    pub rcpts: Vec<(usize, Mailbox)>,
+}
+
+/// The outcome for one remote recipient.
+pub struct Delivered {
+    pub job: String,
+    pub rcpt: usize,
+    pub to: Mailbox,
+    pub outcome: Outcome,
+    /// For a sent recipient, the server's final reply (for the log line).
+    pub reply: Option<String>,
+    /// `host[ip]:port`, or `none` when no host was reached.
+    pub relay: String,
+    /// The host whose reply decided a bounce, for the DSN.
+    pub remote_mta: Option<String>,
+}
+
+/// What the server must do for the driver.
+pub enum Action {
+    Dns(Transmit),
+    Connect(Box<Connect>),
+}
+
+/// An outbound connection to open and drive.
+pub struct Connect {
+    pub attempt: u64,
+    pub addr: SocketAddr,
+    /// The host name (SNI, certificate check, log lines).
+    pub host: String,
+    /// TLS from the first byte (a port-465 smarthost).
+    pub implicit_tls: bool,
+    /// The TLS settings for STARTTLS or implicit TLS.
+    pub tls: Arc<rustls::ClientConfig>,
+    pub server_name: ServerName<'static>,
+    pub client: SmtpClient,
+    pub path: PathBuf,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Where a group of recipients goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Dest {
+    Domain(String),
+    Relayhost,
+}
+
+enum AttemptState {
+    Resolving,
+    /// Addresses left to try, in order.
+    Ready(VecDeque<(String, IpAddr)>),
+    Active(VecDeque<(String, IpAddr)>),
+}
+
+struct Attempt {
+    request: Arc<RemoteRequest>,
+    rcpts: Vec<(usize, Mailbox)>,
+    dest: Dest,
+    state: AttemptState,
+    /// Why the last address failed, for the deferral if none is left.
+    last_error: Option<String>,
+    relay: String,
+}
+
+/// An MX lookup, or the address lookup of the smarthost.
+enum Resolution {
+    Mx(MxLookup),
+    Addrs {
+        name: String,
+        pending: usize,
+        addrs: Vec<IpAddr>,
+        failed: bool,
+    },
+}
+
+struct Resolving {
+    resolution: Resolution,
+    waiting: Vec<u64>,
+}
+
+pub struct RemoteDelivery {
+    dns: DnsClient,
+    cache: Cache,
+    seed: u64,
+    resolving: HashMap<Dest, Resolving>,
+    queries: HashMap<QueryId, Dest>,
+    attempts: HashMap<u64, Attempt>,
+    next_attempt: u64,
+    active: HashMap<Dest, usize>,
+    active_total: usize,
+    any_tls: Arc<rustls::ClientConfig>,
+    verified_tls: Result<Arc<rustls::ClientConfig>, String>,
+    relay_auth: Option<(String, Vec<u8>)>,
+    actions: Vec<Action>,
+    delivered: Vec<Delivered>,
+}
+
+impl RemoteDelivery {
+    /// Reads what outbound delivery needs: resolv.conf (or `dns_servers`),
+    /// the smarthost credentials (an error names their line), the CA bundle
+    /// (a missing one only fails deliveries that need it).
+    pub fn load(config: &Config) -> Result<RemoteDelivery, ConfigError> {
+        let out = &config.outbound;
+        let mut resolv = std::fs::read_to_string("/etc/resolv.conf")
+            .map(|t| ResolvConf::parse(&t))
+            .unwrap_or_default();
+        if !out.dns_servers.is_empty() {
+            resolv.servers = out.dns_servers.clone();
+        }
+        let relay_auth = match &out.relayhost_auth {
+            Some(path) => Some(read_credentials(path)?),
+            None => None,
+        };
+        let verified_tls =
+            tls::load_roots(&out.tls_ca_file).map(|roots| tls::client(ServerCheck::Roots(roots)));
+        let seed = random_seed();
+        Ok(RemoteDelivery {
+            dns: DnsClient::new(resolv, seed),
+            cache: Cache::new(CACHE_ENTRIES),
+            seed,
+            resolving: HashMap::new(),
+            queries: HashMap::new(),
+            attempts: HashMap::new(),
+            next_attempt: 1,
+            active: HashMap::new(),
+            active_total: 0,
+            any_tls: tls::client(ServerCheck::Any),
+            verified_tls,
+            relay_auth,
+            actions: Vec::new(),
+            delivered: Vec::new(),
+        })
+    }
+
+    /// Takes the remote recipients of one message.
+    pub fn submit(&mut self, config: &Config, request: RemoteRequest, now: Instant) {
+        let request = Arc::new(request);
+        let mut groups: Vec<(Dest, Vec<(usize, Mailbox)>)> = Vec::new();
+        for (index, to) in &request.rcpts {
+            let dest = match &config.outbound.relayhost {
+                Some(_) => Dest::Relayhost,
+                None => Dest::Domain(to.domain.to_ascii_lowercase()),
+            };
+            match groups
+                .iter_mut()
+                .find(|(d, r)| *d == dest && r.len() < MAX_RCPTS)
+            {
+                Some((_, rcpts)) => rcpts.push((*index, to.clone())),
+                None => groups.push((dest, vec![(*index, to.clone())])),
+            }
+        }
+        for (dest, rcpts) in groups {
+            let id = self.next_attempt;
+            self.next_attempt += 1;
+            self.attempts.insert(
+                id,
+                Attempt {
+                    request: request.clone(),
+                    rcpts,
+                    dest: dest.clone(),
+                    state: AttemptState::Resolving,
+                    last_error: None,
+                    relay: "none".into(),
+                },
+            );
+            self.resolve(config, dest, id, now);
+        }
+        self.start_ready(config);
+    }
+
+    /// Starts (or joins) the resolution of `dest` for attempt `id`.
+    fn resolve(&mut self, config: &Config, dest: Dest, id: u64, now: Instant) {
+        if let Some(r) = self.resolving.get_mut(&dest) {
+            r.waiting.push(id);
+            return;
+        }
+        let (resolution, step) = match (&dest, &config.outbound.relayhost) {
+            (Dest::Relayhost, Some(relay)) => {
+                if let Some(addr) = relay.addr {
+                    let hosts = VecDeque::from([(relay.host.clone(), addr)]);
+                    return self.resolved(config, &[id], Ok(hosts));
+                }
+                let name = relay.host.clone();
+                let ask = vec![(name.clone(), QType::A), (name.clone(), QType::Aaaa)];
+                let resolution = Resolution::Addrs {
+                    name,
+                    pending: 2,
+                    addrs: Vec::new(),
+                    failed: false,
+                };
+                (resolution, LookupStep::Ask(ask))
+            }
+            (Dest::Domain(domain), _) => {
+                if let Some(addr) = address_literal(domain) {
+                    let hosts = VecDeque::from([(domain.clone(), addr)]);
+                    return self.resolved(config, &[id], Ok(hosts));
+                }
+                self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let (lookup, step) = MxLookup::new(domain, self.seed);
+                (Resolution::Mx(lookup), step)
+            }
+            (Dest::Relayhost, None) => return,
+        };
+        self.resolving.insert(
+            dest.clone(),
+            Resolving {
+                resolution,
+                waiting: vec![id],
+            },
+        );
+        self.step(config, dest, step, now);
+    }
+
+    /// Carries out a resolution's next step: questions from the cache or the
+    /// network, or the end.
+    fn step(&mut self, config: &Config, dest: Dest, mut step: LookupStep, now: Instant) {
+        loop {
+            let ask = match step {
+                LookupStep::Ask(ask) => ask,
+                done => {
+                    let Some(r) = self.resolving.remove(&dest) else {
+                        return;
+                    };
+                    let result = match done {
+                        LookupStep::Hosts(hosts) => Ok(hosts
+                            .into_iter()
+                            .flat_map(|h| {
+                                let name = h.name;
+                                h.addrs.into_iter().map(move |a| (name.clone(), a))
+                            })
+                            .collect()),
+                        LookupStep::Bounce { status, reason } => {
+                            Err(Outcome::Bounced(format!("{status} {reason}")))
+                        }
+                        LookupStep::Defer(reason) => Err(Outcome::Deferred(reason)),
+                        LookupStep::Ask(_) => unreachable!("handled above"),
+                    };
+                    return self.resolved(config, &r.waiting, result);
+                }
+            };
+            let mut next = None;
+            for (name, qtype) in ask {
+                match self.cache.get(&name, qtype, now) {
+                    Some(answer) => {
+                        next = self.answered(&dest, &name, qtype, Some(&answer));
+                        if next.is_some() {
+                            break;
+                        }
+                    }
+                    None => {
+                        let q = self.dns.query(&name, qtype, now);
+                        self.queries.insert(q, dest.clone());
+                    }
+                }
+            }
+            match next {
+                Some(s) => step = s,
+                None => break,
+            }
+        }
+        while let Some(t) = self.dns.poll_transmit() {
+            self.actions.push(Action::Dns(t));
+        }
+    }
+
+    /// Feeds one answer to `dest`'s resolution; Some(step) if it moved on.
+    fn answered(
+        &mut self,
+        dest: &Dest,
+        name: &str,
+        qtype: QType,
+        answer: Option<&Answer>,
+    ) -> Option<LookupStep> {
+        let r = self.resolving.get_mut(dest)?;
+        match &mut r.resolution {
+            Resolution::Mx(lookup) => {
+                let step = lookup.answered(name, qtype, answer);
+                match &step {
+                    LookupStep::Ask(a) if a.is_empty() => None,
+                    _ => Some(step),
+                }
+            }
+            Resolution::Addrs {
+                name: host,
+                pending,
+                addrs,
+                failed,
+            } => {
+                *pending = pending.saturating_sub(1);
+                match answer {
+                    Some(Answer::Records { addrs: found, .. }) => addrs.extend(found),
+                    Some(Answer::NxDomain { .. }) => {}
+                    _ => *failed = true,
+                }
+                if *pending > 0 {
+                    return None;
+                }
+                Some(match (addrs.is_empty(), *failed) {
+                    (false, _) => LookupStep::Hosts(vec![crate::dns::lookup::MxHost {
+                        name: host.clone(),
+                        preference: 0,
+                        addrs: addrs.clone(),
+                    }]),
+                    (true, true) => LookupStep::Defer(format!("cannot resolve {host}")),
+                    (true, false) => LookupStep::Defer(format!("{host} has no address")),
+                })
+            }
+        }
+    }
+
+    /// A resolution ended: attempts get their addresses, or their outcome.
+    fn resolved(
+        &mut self,
+        config: &Config,
+        waiting: &[u64],
+        result: Result<VecDeque<(String, IpAddr)>, Outcome>,
+    ) {
+        for id in waiting {
+            match &result {
+                Ok(hosts) => {
+                    if let Some(a) = self.attempts.get_mut(id) {
+                        a.state = AttemptState::Ready(hosts.clone());
+                    }
+                }
+                Err(outcome) => self.finish(*id, |_| (outcome.clone(), None), None),
+            }
+        }
+        self.start_ready(config);
+    }
+
+    /// Opens connections for ready attempts, within the caps.
+    fn start_ready(&mut self, config: &Config) {
+        let out = &config.outbound;
+        let ready: Vec<u64> = self
+            .attempts
+            .iter()
+            .filter(|(_, a)| matches!(a.state, AttemptState::Ready(_)))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ready {
+            if self.active_total >= out.max_connections {
+                return;
+            }
+            let Some(attempt) = self.attempts.get(&id) else {
+                continue;
+            };
+            if *self.active.get(&attempt.dest).unwrap_or(&0) >= out.max_per_destination {
+                continue;
+            }
+            let dest = attempt.dest.clone();
+            self.active_total += 1;
+            *self.active.entry(dest).or_insert(0) += 1;
+            self.connect_next(config, id);
+        }
+    }
+
+    /// Tries the attempt's next address, or ends it with the last error.
+    fn connect_next(&mut self, config: &Config, id: u64) {
+        let Some(attempt) = self.attempts.get_mut(&id) else {
+            return;
+        };
+        let hosts = match std::mem::replace(&mut attempt.state, AttemptState::Resolving) {
+            AttemptState::Ready(h) | AttemptState::Active(h) => h,
+            AttemptState::Resolving => VecDeque::new(),
+        };
+        let mut hosts = hosts;
+        let Some((host, ip)) = hosts.pop_front() else {
+            let why = attempt
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "no host to try".into());
+            self.release(id);
+            return self.finish(id, |_| (Outcome::Deferred(why.clone()), None), None);
+        };
+        attempt.state = AttemptState::Active(hosts);
+        let out = &config.outbound;
+        let (port, policy) = match &attempt.dest {
+            Dest::Relayhost => (
+                out.relayhost.as_ref().map_or(25, |r| r.port),
+                out.relayhost_policy(),
+            ),
+            Dest::Domain(d) => (out.port, out.policy_for(d)),
+        };
+        let addr = SocketAddr::new(ip, port);
+        attempt.relay = format!("{host}[{ip}]:{port}");
+        let tls = match policy {
+            TlsPolicy::Verify | TlsPolicy::Smtps => match &self.verified_tls {
+                Ok(c) => c.clone(),
+                Err(e) => {
+                    attempt.last_error = Some(format!("4.7.5 cannot check certificates: {e}"));
+                    return self.connect_next(config, id);
+                }
+            },
+            _ => self.any_tls.clone(),
+        };
+        let server_name = match ServerName::try_from(host.clone()) {
+            Ok(n) => n,
+            Err(_) => ServerName::IpAddress(ip.into()),
+        };
+        let request = &attempt.request;
+        let envelope = client::Envelope {
+            from: match &request.from {
+                ReversePath::Null => String::new(),
+                ReversePath::Mailbox(m) => m.to_string(),
+            },
+            rcpts: attempt.rcpts.iter().map(|(_, m)| m.to_string()).collect(),
+            size: request.len,
+            smtputf8: false,
+            eight_bit: false,
+        };
+        let timeouts = client::Timeouts {
+            greeting: out.command_timeout,
+            command: out.command_timeout,
+            rcpt: out.command_timeout,
+            data_init: out.command_timeout,
+            data_block: out.command_timeout,
+            data_end: out.data_timeout,
+        };
+        let auth = match attempt.dest {
+            Dest::Relayhost => self.relay_auth.clone(),
+            Dest::Domain(_) => None,
+        };
+        let client_config = ClientConfig {
+            helo_name: config.hostname.clone(),
+            tls: match policy {
+                TlsPolicy::None => TlsWant::Never,
+                TlsPolicy::May => TlsWant::May,
+                _ => TlsWant::Require,
+            },
+            implicit_tls: policy == TlsPolicy::Smtps,
+            auth,
+            timeouts,
+        };
+        self.actions.push(Action::Connect(Box::new(Connect {
+            attempt: id,
+            addr,
+            host,
+            implicit_tls: policy == TlsPolicy::Smtps,
+            tls,
+            server_name,
+            client: SmtpClient::new(client_config, envelope),
+            path: request.path.clone(),
+            offset: request.offset,
+            len: request.len,
+        })));
+    }
+
+    /// A connection of attempt `id` ended: with the client's outcome, or
+    /// before SMTP began (connect or TLS failure).
+    pub fn attempt_done(
+        &mut self,
+        config: &Config,
+        id: u64,
+        result: Result<client::Outcome, String>,
+    ) {
+        let Some(attempt) = self.attempts.get_mut(&id) else {
+            return;
+        };
+        let outcome = match result {
+            Err(e) => {
+                attempt.last_error = Some(format!("connect to {}: {e}", attempt.relay));
+                return self.connect_next(config, id);
+            }
+            Ok(o) => o,
+        };
+        let more_hosts = matches!(&attempt.state, AttemptState::Active(h) if !h.is_empty());
+        if let Some(f) = &outcome.session {
+            // A host that is down or refuses at the greeting: the next MX may
+            // take the mail (Postfix also skips 5xx greetings).
+            let next_mx = !f.permanent || f.stage == "greeting";
+            let none_accepted = outcome.rcpts.iter().all(|r| r.is_err());
+            if next_mx && none_accepted && more_hosts {
+                attempt.last_error = Some(format!("host {} said: {f}", attempt.relay));
+                return self.connect_next(config, id);
+            }
+        }
+        let relay = attempt.relay.clone();
+        let host = relay.split('[').next().unwrap_or("").to_string();
+        self.release(id);
+        let verdicts = outcome.rcpts;
+        self.finish(
+            id,
+            |i| match verdicts.get(i) {
+                Some(Ok(reply)) => (Outcome::Sent, Some(reply.clone())),
+                Some(Err(f)) if f.permanent => (Outcome::Bounced(f.to_string()), None),
+                Some(Err(f)) => (Outcome::Deferred(f.to_string()), None),
+                None => (Outcome::Deferred("no verdict".into()), None),
+            },
+            Some(host),
+        );
+        self.start_ready(config);
+    }
+
+    /// Frees the connection slot of attempt `id`.
+    fn release(&mut self, id: u64) {
+        let Some(attempt) = self.attempts.get(&id) else {
+            return;
+        };
+        if let Some(n) = self.active.get_mut(&attempt.dest) {
+            *n = n.saturating_sub(1);
+            self.active_total = self.active_total.saturating_sub(1);
+        }
+    }
+
+    /// Ends attempt `id`: each recipient (by position) gets `outcome(i)`.
+    fn finish(
+        &mut self,
+        id: u64,
+        outcome: impl Fn(usize) -> (Outcome, Option<String>),
+        host: Option<String>,
+    ) {
+        let Some(attempt) = self.attempts.remove(&id) else {
+            return;
+        };
+        for (i, (rcpt, to)) in attempt.rcpts.into_iter().enumerate() {
+            let (outcome, reply) = outcome(i);
+            let remote_mta = match (&outcome, &host) {
+                (Outcome::Bounced(_), Some(h)) => Some(h.clone()),
+                _ => None,
+            };
+            self.delivered.push(Delivered {
+                job: attempt.request.job.clone(),
+                rcpt,
+                to,
+                outcome,
+                reply,
+                relay: attempt.relay.clone(),
+                remote_mta,
+            });
+        }
+    }
+
+    /// A DNS datagram for `query` arrived; true if its socket can be closed.
+    pub fn udp_response(&mut self, query: QueryId, from: SocketAddr, packet: &[u8]) -> bool {
+        let moved = self.dns.udp_response(query, from, packet, Instant::now());
+        self.drain_dns();
+        moved
+    }
+
+    pub fn tcp_response(&mut self, query: QueryId, message: &[u8]) {
+        self.dns.tcp_response(query, message, Instant::now());
+        self.drain_dns();
+    }
+
+    pub fn tcp_failed(&mut self, query: QueryId) {
+        self.dns.tcp_failed(query, Instant::now());
+        self.drain_dns();
+    }
+
+    /// Whether `query` still waits for an answer (its sockets are useful).
+    pub fn query_pending(&self, query: QueryId) -> bool {
+        self.queries.contains_key(&query)
+    }
+
+    /// Queues the transmits the DNS client wants sent.
+    fn drain_dns(&mut self) {
+        while let Some(t) = self.dns.poll_transmit() {
+            self.actions.push(Action::Dns(t));
+        }
+    }
+
+    /// Advances DNS (timeouts, finished queries) and the resolutions waiting
+    /// on it. Call once per loop turn.
+    pub fn poll(&mut self, config: &Config, now: Instant) {
+        if self.dns.next_timeout().is_some_and(|t| t <= now) {
+            self.dns.handle_timeout(now);
+        }
+        while let Some((query, name, qtype, answer)) = self.dns.poll_result() {
+            let Some(dest) = self.queries.remove(&query) else {
+                continue;
+            };
+            if let Some(a) = &answer {
+                self.cache.put(&name, qtype, a, now);
+            }
+            if let Some(step) = self.answered(&dest, &name, qtype, answer.as_ref()) {
+                self.step(config, dest, step, now);
+            }
+        }
+        self.drain_dns();
+    }
+
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.dns.next_timeout()
+    }
+
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    pub fn take_delivered(&mut self) -> Vec<Delivered> {
+        std::mem::take(&mut self.delivered)
+    }
+}
+
+/// `[1.2.3.4]` or `[IPv6:…]`: a domain that is an address.
+fn address_literal(domain: &str) -> Option<IpAddr> {
+    let inside = domain.strip_prefix('[')?.strip_suffix(']')?;
+    let text = inside.strip_prefix("IPv6:").unwrap_or(inside);
+    text.parse().ok()
+}
+
+/// The one `user:password` line of `relayhost_auth`.
+fn read_credentials(path: &std::path::Path) -> Result<(String, Vec<u8>), ConfigError> {
+    let text = crate::config::read_text(path)?;
+    let error = |line, message: &str| ConfigError {
+        file: path.to_path_buf(),
+        line,
+        message: message.to_string(),
+    };
+    let mut found = None;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if found.is_some() {
+            return Err(error(i + 1, "only one user:password line is allowed"));
+        }
+        let Some((user, password)) = line.split_once(':') else {
+            return Err(error(i + 1, "expected user:password"));
+        };
+        if user.is_empty() || password.is_empty() {
+            return Err(error(i + 1, "user and password must not be empty"));
+        }
+        found = Some((user.to_string(), password.as_bytes().to_vec()));
+    }
+    found.ok_or_else(|| error(0, "no user:password line"))
+}
+
+/// A seed for query ids and MX shuffling, from the kernel.
+fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    let got = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    match got {
+        Ok(()) => u64::from_ne_bytes(bytes),
+        Err(_) => (crate::util::unix_micros() as u64) ^ (u64::from(std::process::id()) << 32),
+    }
+}
