@@ -4,6 +4,7 @@
 
 pub mod aliases;
 pub mod bounces;
+mod conclude;
 pub mod local;
 pub mod maildir;
 pub mod remote;

@@ -14,16 +14,15 @@ use std::time::Instant;
 
 use rustls::pki_types::ServerName;
 
-use crate::config::{Config, ConfigError, TlsPolicy};
+use crate::config::{Config, ConfigError};
 use crate::dns::cache::Cache;
 use crate::dns::client::{DnsClient, QueryId, Transmit};
-use crate::dns::lookup::{LookupStep, MxLookup};
-use crate::dns::message::{Answer, QType};
+use crate::dns::lookup::MxLookup;
 use crate::dns::resolv::ResolvConf;
 use crate::net::tls::{self, ServerCheck};
 use crate::queue::envelope::Outcome;
 use crate::smtp::address::{Mailbox, ReversePath};
-use crate::smtp::client::{self, ClientConfig, SmtpClient, TlsWant};
+use crate::smtp::client::{self, SmtpClient};
 
 /// DNS answers kept at most.
 const CACHE_ENTRIES: usize = 1024;
@@ -210,166 +209,6 @@ impl RemoteDelivery {
         self.start_ready(config);
     }
 
-    /// Starts (or joins) the resolution of `dest` for attempt `id`.
-    fn resolve(&mut self, config: &Config, dest: Dest, id: u64, now: Instant) {
-        if let Some(r) = self.resolving.get_mut(&dest) {
-            r.waiting.push(id);
-            return;
-        }
-        let (resolution, step) = match (&dest, &config.outbound.relayhost) {
-            (Dest::Relayhost, Some(relay)) => {
-                if let Some(addr) = relay.addr {
-                    let hosts = VecDeque::from([(relay.host.clone(), addr)]);
-                    return self.resolved(config, &[id], Ok(hosts));
-                }
-                let name = relay.host.clone();
-                let ask = vec![(name.clone(), QType::A), (name.clone(), QType::Aaaa)];
-                let resolution = Resolution::Addrs {
-                    name,
-                    pending: 2,
-                    addrs: Vec::new(),
-                    failed: false,
-                };
-                (resolution, LookupStep::Ask(ask))
-            }
-            (Dest::Domain(domain), _) => {
-                if let Some(addr) = address_literal(domain) {
-                    let hosts = VecDeque::from([(domain.clone(), addr)]);
-                    return self.resolved(config, &[id], Ok(hosts));
-                }
-                self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                let (lookup, step) = MxLookup::new(domain, self.seed);
-                (Resolution::Mx(lookup), step)
-            }
-            (Dest::Relayhost, None) => return,
-        };
-        self.resolving.insert(
-            dest.clone(),
-            Resolving {
-                resolution,
-                waiting: vec![id],
-            },
-        );
-        self.step(config, dest, step, now);
-    }
-
-    /// Carries out a resolution's next step: questions from the cache or the
-    /// network, or the end.
-    fn step(&mut self, config: &Config, dest: Dest, mut step: LookupStep, now: Instant) {
-        loop {
-            let ask = match step {
-                LookupStep::Ask(ask) => ask,
-                done => {
-                    let Some(r) = self.resolving.remove(&dest) else {
-                        return;
-                    };
-                    let result = match done {
-                        LookupStep::Hosts(hosts) => Ok(hosts
-                            .into_iter()
-                            .flat_map(|h| {
-                                let name = h.name;
-                                h.addrs.into_iter().map(move |a| (name.clone(), a))
-                            })
-                            .collect()),
-                        LookupStep::Bounce { status, reason } => {
-                            Err(Outcome::Bounced(format!("{status} {reason}")))
-                        }
-                        LookupStep::Defer(reason) => Err(Outcome::Deferred(reason)),
-                        LookupStep::Ask(_) => unreachable!("handled above"),
-                    };
-                    return self.resolved(config, &r.waiting, result);
-                }
-            };
-            let mut next = None;
-            for (name, qtype) in ask {
-                match self.cache.get(&name, qtype, now) {
-                    Some(answer) => {
-                        next = self.answered(&dest, &name, qtype, Some(&answer));
-                        if next.is_some() {
-                            break;
-                        }
-                    }
-                    None => {
-                        let q = self.dns.query(&name, qtype, now);
-                        self.queries.insert(q, dest.clone());
-                    }
-                }
-            }
-            match next {
-                Some(s) => step = s,
-                None => break,
-            }
-        }
-        while let Some(t) = self.dns.poll_transmit() {
-            self.actions.push(Action::Dns(t));
-        }
-    }
-
-    /// Feeds one answer to `dest`'s resolution; Some(step) if it moved on.
-    fn answered(
-        &mut self,
-        dest: &Dest,
-        name: &str,
-        qtype: QType,
-        answer: Option<&Answer>,
-    ) -> Option<LookupStep> {
-        let r = self.resolving.get_mut(dest)?;
-        match &mut r.resolution {
-            Resolution::Mx(lookup) => {
-                let step = lookup.answered(name, qtype, answer);
-                match &step {
-                    LookupStep::Ask(a) if a.is_empty() => None,
-                    _ => Some(step),
-                }
-            }
-            Resolution::Addrs {
-                name: host,
-                pending,
-                addrs,
-                failed,
-            } => {
-                *pending = pending.saturating_sub(1);
-                match answer {
-                    Some(Answer::Records { addrs: found, .. }) => addrs.extend(found),
-                    Some(Answer::NxDomain { .. }) => {}
-                    _ => *failed = true,
-                }
-                if *pending > 0 {
-                    return None;
-                }
-                Some(match (addrs.is_empty(), *failed) {
-                    (false, _) => LookupStep::Hosts(vec![crate::dns::lookup::MxHost {
-                        name: host.clone(),
-                        preference: 0,
-                        addrs: addrs.clone(),
-                    }]),
-                    (true, true) => LookupStep::Defer(format!("cannot resolve {host}")),
-                    (true, false) => LookupStep::Defer(format!("{host} has no address")),
-                })
-            }
-        }
-    }
-
-    /// A resolution ended: attempts get their addresses, or their outcome.
-    fn resolved(
-        &mut self,
-        config: &Config,
-        waiting: &[u64],
-        result: Result<VecDeque<(String, IpAddr)>, Outcome>,
-    ) {
-        for id in waiting {
-            match &result {
-                Ok(hosts) => {
-                    if let Some(a) = self.attempts.get_mut(id) {
-                        a.state = AttemptState::Ready(hosts.clone());
-                    }
-                }
-                Err(outcome) => self.finish(*id, |_| (outcome.clone(), None), None),
-            }
-        }
-        self.start_ready(config);
-    }
-
     /// Opens connections for ready attempts, within the caps.
     fn start_ready(&mut self, config: &Config) {
         let out = &config.outbound;
@@ -394,97 +233,6 @@ impl RemoteDelivery {
             *self.active.entry(dest).or_insert(0) += 1;
             self.connect_next(config, id);
         }
-    }
-
-    /// Tries the attempt's next address, or ends it with the last error.
-    fn connect_next(&mut self, config: &Config, id: u64) {
-        let Some(attempt) = self.attempts.get_mut(&id) else {
-            return;
-        };
-        let hosts = match std::mem::replace(&mut attempt.state, AttemptState::Resolving) {
-            AttemptState::Ready(h) | AttemptState::Active(h) => h,
-            AttemptState::Resolving => VecDeque::new(),
-        };
-        let mut hosts = hosts;
-        let Some((host, ip)) = hosts.pop_front() else {
-            let why = attempt
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "no host to try".into());
-            self.release(id);
-            return self.finish(id, |_| (Outcome::Deferred(why.clone()), None), None);
-        };
-        attempt.state = AttemptState::Active(hosts);
-        let out = &config.outbound;
-        let (port, policy) = match &attempt.dest {
-            Dest::Relayhost => (
-                out.relayhost.as_ref().map_or(25, |r| r.port),
-                out.relayhost_policy(),
-            ),
-            Dest::Domain(d) => (out.port, out.policy_for(d)),
-        };
-        let addr = SocketAddr::new(ip, port);
-        attempt.relay = format!("{host}[{ip}]:{port}");
-        let tls = match policy {
-            TlsPolicy::Verify | TlsPolicy::Smtps => match &self.verified_tls {
-                Ok(c) => c.clone(),
-                Err(e) => {
-                    attempt.last_error = Some(format!("4.7.5 cannot check certificates: {e}"));
-                    return self.connect_next(config, id);
-                }
-            },
-            _ => self.any_tls.clone(),
-        };
-        let server_name = match ServerName::try_from(host.clone()) {
-            Ok(n) => n,
-            Err(_) => ServerName::IpAddress(ip.into()),
-        };
-        let request = &attempt.request;
-        let envelope = client::Envelope {
-            from: match &request.from {
-                ReversePath::Null => String::new(),
-                ReversePath::Mailbox(m) => m.to_string(),
-            },
-            rcpts: attempt.rcpts.iter().map(|(_, m)| m.to_string()).collect(),
-            size: request.len,
-            smtputf8: false,
-            eight_bit: false,
-        };
-        let timeouts = client::Timeouts {
-            greeting: out.command_timeout,
-            command: out.command_timeout,
-            rcpt: out.command_timeout,
-            data_init: out.command_timeout,
-            data_block: out.command_timeout,
-            data_end: out.data_timeout,
-        };
-        let auth = match attempt.dest {
-            Dest::Relayhost => self.relay_auth.clone(),
-            Dest::Domain(_) => None,
-        };
-        let client_config = ClientConfig {
-            helo_name: config.hostname.clone(),
-            tls: match policy {
-                TlsPolicy::None => TlsWant::Never,
-                TlsPolicy::May => TlsWant::May,
-                _ => TlsWant::Require,
-            },
-            implicit_tls: policy == TlsPolicy::Smtps,
-            auth,
-            timeouts,
-        };
-        self.actions.push(Action::Connect(Box::new(Connect {
-            attempt: id,
-            addr,
-            host,
-            implicit_tls: policy == TlsPolicy::Smtps,
-            tls,
-            server_name,
-            client: SmtpClient::new(client_config, envelope),
-            path: request.path.clone(),
-            offset: request.offset,
-            len: request.len,
-        })));
     }
 
     /// A connection of attempt `id` ended: with the client's outcome, or
@@ -634,48 +382,7 @@ impl RemoteDelivery {
     }
 }
 
-/// `[1.2.3.4]` or `[IPv6:…]`: a domain that is an address.
-fn address_literal(domain: &str) -> Option<IpAddr> {
-    let inside = domain.strip_prefix('[')?.strip_suffix(']')?;
-    let text = inside.strip_prefix("IPv6:").unwrap_or(inside);
-    text.parse().ok()
-}
+mod resolve;
+mod setup;
 
-/// The one `user:password` line of `relayhost_auth`.
-fn read_credentials(path: &std::path::Path) -> Result<(String, Vec<u8>), ConfigError> {
-    let text = crate::config::read_text(path)?;
-    let error = |line, message: &str| ConfigError {
-        file: path.to_path_buf(),
-        line,
-        message: message.to_string(),
-    };
-    let mut found = None;
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if found.is_some() {
-            return Err(error(i + 1, "only one user:password line is allowed"));
-        }
-        let Some((user, password)) = line.split_once(':') else {
-            return Err(error(i + 1, "expected user:password"));
-        };
-        if user.is_empty() || password.is_empty() {
-            return Err(error(i + 1, "user and password must not be empty"));
-        }
-        found = Some((user.to_string(), password.as_bytes().to_vec()));
-    }
-    found.ok_or_else(|| error(0, "no user:password line"))
-}
-
-/// A seed for query ids and MX shuffling, from the kernel.
-fn random_seed() -> u64 {
-    let mut bytes = [0u8; 8];
-    let got = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    match got {
-        Ok(()) => u64::from_ne_bytes(bytes),
-        Err(_) => (crate::util::unix_micros() as u64) ^ (u64::from(std::process::id()) << 32),
-    }
-}
+use setup::{random_seed, read_credentials};
