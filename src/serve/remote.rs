@@ -49,8 +49,16 @@ impl Server {
             .into_iter()
             .partition(|&(_, q)| !remote.query_pending(q));
         self.dns_sockets = live;
-        for (token, _) in done {
-            self.owners.remove(token);
+        for (token, query) in done {
+            // The socket may be closed already and its slot reused since.
+            let same = match self.owners.get_mut(token) {
+                Some(Owner::DnsUdp(_, q)) => *q == query,
+                Some(Owner::DnsTcp(tcp)) => tcp.query == query,
+                _ => false,
+            };
+            if same {
+                self.owners.remove(token);
+            }
         }
     }
 

@@ -267,12 +267,21 @@ impl RemoteDelivery {
         let relay = attempt.relay.clone();
         let host = relay.split('[').next().unwrap_or("").to_string();
         self.release(id);
+        // A refused smarthost login is the admin's to fix, not the sender's:
+        // defer, as Postfix does (smtp_sasl_auth_soft_bounce).
+        let auth_refused = outcome.session.as_ref().is_some_and(|f| f.stage == "AUTH");
         let verdicts = outcome.rcpts;
         self.finish(
             id,
             |i| match verdicts.get(i) {
                 Some(Ok(reply)) => (Outcome::Sent, Some(reply.clone())),
-                Some(Err(f)) if f.permanent => (Outcome::Bounced(f.to_string()), None),
+                Some(Err(f)) if f.permanent && !auth_refused => {
+                    (Outcome::Bounced(f.to_string()), None)
+                }
+                Some(Err(f)) if auth_refused => (
+                    Outcome::Deferred(format!("4.7.8 the smarthost refused our login: {f}")),
+                    None,
+                ),
                 Some(Err(f)) => (Outcome::Deferred(f.to_string()), None),
                 None => (Outcome::Deferred("no verdict".into()), None),
             },
