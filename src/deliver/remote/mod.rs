@@ -249,7 +249,9 @@ impl RemoteDelivery {
         let outcome = match result {
             Err(e) => {
                 attempt.last_error = Some(format!("connect to {}: {e}", attempt.relay));
-                return self.connect_next(config, id);
+                self.connect_next(config, id);
+                // A slot may have been freed.
+                return self.start_ready(config);
             }
             Ok(o) => o,
         };
@@ -261,7 +263,8 @@ impl RemoteDelivery {
             let none_accepted = outcome.rcpts.iter().all(|r| r.is_err());
             if next_mx && none_accepted && more_hosts {
                 attempt.last_error = Some(format!("host {} said: {f}", attempt.relay));
-                return self.connect_next(config, id);
+                self.connect_next(config, id);
+                return self.start_ready(config);
             }
         }
         let relay = attempt.relay.clone();
