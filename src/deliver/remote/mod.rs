@@ -398,3 +398,7 @@ mod resolve;
 mod setup;
 
 use setup::{random_seed, read_credentials};
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
