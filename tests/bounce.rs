@@ -6,22 +6,9 @@
 mod common;
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-
-/// Waits until the server log contains `needle` (bounded).
-fn wait_log(server: &Server, needle: &str) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !server.log_text().contains(needle) {
-        assert!(
-            Instant::now() < deadline,
-            "log never said {needle:?}:\n{}",
-            server.log_text()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The parts of a DSN: (per-message + per-recipient fields of the
 /// delivery-status part, the quoted original headers).
@@ -70,7 +57,7 @@ fn a_refused_recipient_is_returned_to_the_sender() {
         headers.contains("Message-ID: <b1@client.test>"),
         "{headers}"
     );
-    wait_log(&server, "sender non-delivery notification");
+    server.wait_log("sender non-delivery notification");
 }
 
 #[test]
@@ -84,7 +71,7 @@ fn a_message_deferred_past_its_lifetime_bounces_with_4_4_7() {
     let mut c = server.connect_ehlo();
     let m = message("b2", "will expire", "dave's mailbox is broken");
     c.deliver("carol@example.test", &["dave@example.test"], &m);
-    wait_log(&server, "status=deferred");
+    server.wait_log("status=deferred");
     let got = server.wait_mail("carol", 1);
     let (status, headers) = parse_dsn(&got[0].message_str());
     assert!(
@@ -96,7 +83,7 @@ fn a_message_deferred_past_its_lifetime_bounces_with_4_4_7() {
         headers.contains("Message-ID: <b2@client.test>"),
         "{headers}"
     );
-    wait_log(&server, "removed");
+    server.wait_log("removed");
     // The original is gone from the queue once it is reported.
     let left = std::fs::read_dir(server.spool().join("msg"))
         .unwrap()
@@ -112,8 +99,8 @@ fn the_null_sender_gets_no_notification() {
     let mut c = server.connect_ehlo();
     let m = message("b3", "a bounce that bounces", "never answered");
     c.deliver("", &["piped@example.test"], &m);
-    wait_log(&server, "no notification: the sender is null");
-    wait_log(&server, "removed");
+    server.wait_log("no notification: the sender is null");
+    server.wait_log("removed");
     thread::sleep(Duration::from_millis(300));
     for user in ["alice", "bob", "carol", "dave"] {
         server.assert_no_mail(user);

@@ -7,8 +7,6 @@ mod common;
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener};
-use std::thread;
-use std::time::{Duration, Instant};
 
 use common::tls;
 use common::*;
@@ -17,21 +15,6 @@ const REMOTE: &str = "someone@remote.example";
 /// A smarthost that refuses connections: relayed mail is tried at once and
 /// deferred, without DNS.
 const DEAD_SMARTHOST: &str = "relayhost [127.0.0.1]:9";
-
-fn wait_log(server: &Server, needle: &str) -> String {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let log = server.log_text();
-        if log.contains(needle) {
-            return log;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "log never said {needle:?}:\n{log}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn spooled_messages(server: &Server) -> usize {
     fs::read_dir(server.spool().join("msg"))
@@ -116,7 +99,7 @@ fn relay_refused_then_allowed_after_auth(name: &str, networks: &str) {
     let id = t.deliver("alice@example.test", &[REMOTE], &m);
     // The smarthost of these tests refuses connections: the message is
     // relayed (tried) and waits in the queue.
-    let log = wait_log(&server, &format!("to=<{REMOTE}>"));
+    let log = server.wait_log(&format!("to=<{REMOTE}>"));
     let line = log
         .lines()
         .find(|l| l.contains(&id) && l.contains(&format!("to=<{REMOTE}>")))
@@ -152,7 +135,7 @@ fn loopback_may_relay_by_default() {
     let mut c = server.connect_ehlo();
     let m = message("lo", "from loopback", "relay_networks default");
     c.deliver(SENDER, &[REMOTE], &m);
-    wait_log(&server, "status=deferred");
+    server.wait_log("status=deferred");
     assert_eq!(spooled_messages(&server), 1);
 }
 

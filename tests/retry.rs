@@ -6,22 +6,9 @@ mod common;
 
 use std::fs;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-
-/// Waits until the server log contains `needle` (bounded).
-fn wait_log(server: &Server, needle: &str) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !server.log_text().contains(needle) {
-        assert!(
-            Instant::now() < deadline,
-            "log never said {needle:?}:\n{}",
-            server.log_text()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn deferred_recipient_is_retried_after_the_fault_is_fixed() {
@@ -37,7 +24,7 @@ fn deferred_recipient_is_retried_after_the_fault_is_fixed() {
         &["dave@example.test"],
         &message("r1", "retry", "later"),
     );
-    wait_log(&server, "to=<dave@example.test>");
+    server.wait_log("to=<dave@example.test>");
     assert!(
         server.log_text().contains("status=deferred"),
         "{}",
@@ -53,7 +40,7 @@ fn deferred_recipient_is_retried_after_the_fault_is_fixed() {
     assert!(got[0]
         .message_str()
         .contains("Message-ID: <r1@client.test>"));
-    wait_log(&server, "removed");
+    server.wait_log("removed");
 }
 
 #[test]
@@ -69,7 +56,7 @@ fn delivered_recipients_are_not_delivered_again_after_restart() {
     c.deliver(SENDER, &rcpts, &message("p1", "partial", "three of them"));
     server.wait_mail("alice", 1);
     server.wait_mail("bob", 1);
-    wait_log(&server, "to=<dave@example.test>");
+    server.wait_log("to=<dave@example.test>");
     // The outcome of each recipient is on disk before the next attempt.
     let state = fs::read_to_string(
         server
@@ -95,7 +82,7 @@ fn delivered_recipients_are_not_delivered_again_after_restart() {
     thread::sleep(SETTLE);
     assert_eq!(server.delivered("alice").len(), 1, "alice got it once");
     assert_eq!(server.delivered("bob").len(), 1, "bob got it once");
-    wait_log(&server, "removed");
+    server.wait_log("removed");
 }
 
 /// `picomta flush` makes the running daemon retry a deferred message at once,
@@ -110,7 +97,7 @@ fn flush_retries_deferred_mail_now() {
         &["dave@example.test"],
         &message("f1", "flush", "retried on request"),
     );
-    wait_log(&server, "status=deferred");
+    server.wait_log("status=deferred");
     fs::remove_file(server.maildir("dave")).unwrap();
     // Nothing happens by itself for an hour.
     thread::sleep(Duration::from_millis(500));
@@ -125,7 +112,7 @@ fn flush_retries_deferred_mail_now() {
     assert!(got[0]
         .message_str()
         .contains("Message-ID: <f1@client.test>"));
-    wait_log(&server, "flush requested: 1 deferred messages retried now");
+    server.wait_log("flush requested: 1 deferred messages retried now");
 }
 
 #[test]

@@ -378,6 +378,29 @@ impl Server {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits (at most `TIMEOUT`) until the log contains `needle`, and returns
+    /// the log. Log lines are written once per loop turn, so a reply can
+    /// arrive before the line that goes with it.
+    pub fn wait_log(&self, needle: &str) -> String {
+        self.wait_log_within(needle, TIMEOUT)
+    }
+
+    /// [`Server::wait_log`] with another limit.
+    pub fn wait_log_within(&self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let log = self.log_text();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "log never said {needle:?} within {limit:?}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// A raw client that has read and checked the `220` greeting.
     pub fn connect(&self) -> Client {
         let mut c = Client::connect(self.port);

@@ -71,20 +71,12 @@ pub fn dotted_message(tag: &str) -> Vec<u8> {
 
 /// Waits until the log contains `needle`.
 pub fn wait_log(server: &Server, needle: &str) {
-    wait_log_within(server, needle, TIMEOUT);
+    server.wait_log(needle);
 }
 
 /// Waits at most `limit` until the log contains `needle`.
 pub fn wait_log_within(server: &Server, needle: &str, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while !server.log_text().contains(needle) {
-        assert!(
-            Instant::now() < deadline,
-            "log never said {needle:?} within {limit:?}:\n{}",
-            server.log_text()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    server.wait_log_within(needle, limit);
 }
 
 /// The log lines holding every one of `parts`.
