@@ -105,7 +105,12 @@ impl Outbound {
                 match self.conn.write(output) {
                     Io::Done(n) => {
                         self.setup.client.output_sent(n);
-                        progress |= n > 0;
+                        if n > 0 {
+                            // A large body to a slow link: the wait is for the
+                            // peer to take data, not for a reply.
+                            self.deadline = Instant::now() + self.setup.client.phase_timeout();
+                            progress = true;
+                        }
                     }
                     Io::WouldBlock => {}
                     Io::Closed | Io::Error(_) => {
