@@ -711,3 +711,40 @@ fn aiosmtpd_with_starttls_gets_the_mail_encrypted() {
     assert_relayed(&m.data, &msg);
     wait_outcome(&server, "a@interop.test", "sent");
 }
+
+/// Mail stuck on a mute remote host must not hold up local delivery: 80
+/// messages wait for a host that never answers (more than the 64 messages
+/// with Maildir work at once), and a local message still arrives at once.
+#[test]
+fn a_mute_remote_host_does_not_hold_up_local_mail() {
+    let sink = Sink::start(v4(2), Behaviour::accept().silent());
+    let port = sink.port();
+    let dns = DnsServer::start(Zone::new().a("remote.test", "127.0.0.2"));
+    let server = outbound_base("out-mute", &dns, port)
+        .with("outbound_command_timeout 1h")
+        .with("max_outbound_connections 100")
+        .with("max_outbound_per_destination 100")
+        .start();
+    let msg = message("mute", "waits", "for a host that never speaks");
+    let mut c = server.connect_ehlo();
+    for _ in 0..80 {
+        c.deliver(FROM, &["x@remote.test"], &msg);
+    }
+    // Every one of them is connected and waiting for the greeting.
+    let deadline = Instant::now() + TIMEOUT;
+    while sink.connections() < 80 {
+        assert!(
+            Instant::now() < deadline,
+            "{} connections",
+            sink.connections()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let local = message("local", "local mail", "not stuck behind the remote queue");
+    c.deliver(FROM, &["alice@example.test"], &local);
+    c.ok("QUIT", 221, "");
+    let got = server.wait_mail("alice", 1);
+    assert!(got[0]
+        .message_str()
+        .contains("Message-ID: <local@client.test>"));
+}

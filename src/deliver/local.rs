@@ -20,8 +20,13 @@ use crate::queue::{IdMaker, Schedule};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::util;
 
-/// Messages worked on at once; more wait in the schedule.
+/// Messages with Maildir copies still to write, at once; more wait in the
+/// schedule.
 const MAX_JOBS: usize = 64;
+/// Messages in delivery at all, including those that only wait for remote
+/// hosts: slow hosts must not hold up local mail, and a waiting message costs
+/// only its envelope (no open file, no buffer).
+const MAX_WAITING_JOBS: usize = 1024;
 /// How long written copies wait for a commit barrier to share before they get
 /// a barrier of their own: local mail needs no millisecond latency, and under
 /// load this halves the barriers per message.
@@ -126,12 +131,21 @@ impl LocalDelivery {
     /// `budget` bytes. Finished copies wait for the turn's data barrier.
     pub fn work(&mut self, ctx: &mut Ctx, mut budget: usize) {
         let now = Instant::now();
-        while self.jobs.len() < MAX_JOBS {
+        let waiting = self
+            .jobs
+            .iter()
+            .filter(|j| j.only_waits_for_remote())
+            .count();
+        while self.jobs.len() - waiting < MAX_JOBS && self.jobs.len() < MAX_WAITING_JOBS {
             let Some((id, fresh)) = ctx.schedule.pop_due(now) else {
                 break;
             };
             match self.start(ctx, &id, fresh) {
-                Some(job) => {
+                Some(mut job) => {
+                    if job.copies.is_empty() {
+                        // The outbound connections open their own.
+                        job.stored.file = None;
+                    }
                     if !job.remote.is_empty() {
                         self.requests.push(RemoteRequest {
                             job: job.id.clone(),
@@ -375,11 +389,19 @@ impl Job {
         budget
     }
 
-    fn finished(&self) -> bool {
+    fn copies_done(&self) -> bool {
         self.copies
             .iter()
             .all(|c| matches!(c.state, CopyState::Done | CopyState::Failed(_)))
-            && self.remote.iter().all(|p| p.result.is_some())
+    }
+
+    /// Every copy is done; only remote verdicts are awaited.
+    fn only_waits_for_remote(&self) -> bool {
+        self.copies_done() && self.remote.iter().any(|p| p.result.is_none())
+    }
+
+    fn finished(&self) -> bool {
+        self.copies_done() && self.remote.iter().all(|p| p.result.is_some())
     }
 }
 
