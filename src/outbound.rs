@@ -12,6 +12,10 @@ use crate::deliver::remote::Connect;
 use crate::net::conn::{Conn, Io};
 use crate::smtp::client::{self, Event, BODY_LOW_WATER};
 
+/// How a failed TLS handshake is reported, so the remote driver can retry in
+/// plain text where TLS was only opportunistic.
+pub const TLS_HANDSHAKE_FAILED: &str = "TLS handshake failed: ";
+
 /// Body bytes read from the spool per `WantBody`.
 const BODY_CHUNK: usize = BODY_LOW_WATER;
 
@@ -128,7 +132,22 @@ impl Outbound {
                 return OutNext::Done(Ok(outcome));
             }
             if self.outcome.is_none() && self.conn.can_read() {
-                match self.conn.read(scratch) {
+                let handshaking = self.conn.handshaking();
+                let read = self.conn.read(scratch);
+                if handshaking {
+                    match &read {
+                        Io::Error(e) => {
+                            return OutNext::Done(Err(format!("{TLS_HANDSHAKE_FAILED}{e}")))
+                        }
+                        Io::Closed => {
+                            return OutNext::Done(Err(format!(
+                                "{TLS_HANDSHAKE_FAILED}connection closed"
+                            )))
+                        }
+                        _ => {}
+                    }
+                }
+                match read {
                     Io::Done(n) => {
                         self.setup.client.input(&scratch[..n]);
                         self.deadline = Instant::now() + self.setup.client.phase_timeout();

@@ -748,3 +748,81 @@ fn a_mute_remote_host_does_not_hold_up_local_mail() {
         .message_str()
         .contains("Message-ID: <local@client.test>"));
 }
+
+/// A host that offers STARTTLS but fails every handshake (here: a fatal
+/// alert right after its 220) still gets the mail: opportunistic TLS falls
+/// back to plain text on the same host, as Postfix's `may` does.
+#[test]
+fn a_failed_opportunistic_handshake_is_retried_in_plain_text() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(false).unwrap();
+    let host = std::thread::spawn(move || {
+        let mut transcripts = Vec::new();
+        for _ in 0..2 {
+            let (stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut out = stream.try_clone().unwrap();
+            let mut lines = BufReader::new(stream);
+            let mut seen = String::new();
+            out.write_all(b"220 broken.test ESMTP\r\n").unwrap();
+            let mut in_data = false;
+            loop {
+                let mut line = String::new();
+                if lines.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                seen.push_str(&line);
+                let upper = line.to_ascii_uppercase();
+                let reply: &[u8] = if in_data {
+                    if line == ".\r\n" {
+                        in_data = false;
+                        b"250 2.0.0 taken\r\n"
+                    } else {
+                        continue;
+                    }
+                } else if upper.starts_with("EHLO") {
+                    // Offered every time: only a client that leaves it alone
+                    // gets through.
+                    b"250-broken.test\r\n250 STARTTLS\r\n"
+                } else if upper.starts_with("STARTTLS") {
+                    // 220, then a fatal handshake_failure alert instead of a
+                    // ServerHello.
+                    out.write_all(b"220 2.0.0 go ahead\r\n").unwrap();
+                    std::thread::sleep(Duration::from_millis(100));
+                    let _ = out.write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
+                    break;
+                } else if upper.starts_with("DATA") {
+                    in_data = true;
+                    b"354 go on\r\n"
+                } else if upper.starts_with("QUIT") {
+                    let _ = out.write_all(b"221 bye\r\n");
+                    break;
+                } else {
+                    b"250 ok\r\n"
+                };
+                out.write_all(reply).unwrap();
+            }
+            transcripts.push(seen);
+        }
+        transcripts
+    });
+    let dns = DnsServer::start(Zone::new().a("remote.test", "127.0.0.2"));
+    let server = outbound("out-tls-fallback", &dns, port).start();
+    let msg = message("plain", "fallback", "after a failed handshake");
+    send(&server, FROM, &["x@remote.test"], &msg);
+    let line = wait_outcome(&server, "x@remote.test", "sent");
+    assert!(line.contains("dsn=2.0.0"), "{line}");
+    let transcripts = host.join().unwrap();
+    assert!(transcripts[0].contains("STARTTLS"), "{:?}", transcripts[0]);
+    assert!(!transcripts[1].contains("STARTTLS"), "{:?}", transcripts[1]);
+    assert!(
+        transcripts[1].contains("Message-ID: <plain@client.test>"),
+        "{:?}",
+        transcripts[1]
+    );
+    assert!(server.log_text().contains("trying again without TLS"));
+}

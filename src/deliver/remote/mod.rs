@@ -14,12 +14,13 @@ use std::time::Instant;
 
 use rustls::pki_types::ServerName;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, TlsPolicy};
 use crate::dns::cache::Cache;
 use crate::dns::client::{DnsClient, QueryId, Transmit};
 use crate::dns::lookup::MxLookup;
 use crate::dns::resolv::ResolvConf;
 use crate::net::tls::{self, ServerCheck};
+use crate::outbound::TLS_HANDSHAKE_FAILED;
 use crate::queue::envelope::Outcome;
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::client::{self, SmtpClient};
@@ -101,6 +102,11 @@ struct Attempt {
     /// Why the last address failed, for the deferral if none is left.
     last_error: Option<String>,
     relay: String,
+    /// The address being tried now.
+    current: Option<(String, IpAddr)>,
+    /// Set to retry `current` without STARTTLS after its handshake failed
+    /// under the opportunistic policy.
+    plain_retry: bool,
 }
 
 /// An MX lookup, or the address lookup of the smarthost.
@@ -202,6 +208,8 @@ impl RemoteDelivery {
                     state: AttemptState::Resolving,
                     last_error: None,
                     relay: "none".into(),
+                    current: None,
+                    plain_retry: false,
                 },
             );
             self.resolve(config, dest, id, now);
@@ -247,6 +255,26 @@ impl RemoteDelivery {
             return;
         };
         let outcome = match result {
+            // Opportunistic TLS that fails is no reason to keep mail back:
+            // the same host again, in plain text (as Postfix does for `may`).
+            Err(e) if e.starts_with(TLS_HANDSHAKE_FAILED) && !attempt.plain_retry => {
+                let opportunistic = match &attempt.dest {
+                    Dest::Domain(d) => config.outbound.policy_for(d) == TlsPolicy::May,
+                    Dest::Relayhost => config.outbound.relayhost_policy() == TlsPolicy::May,
+                };
+                attempt.last_error = Some(format!("{}: {e}", attempt.relay));
+                if opportunistic {
+                    if let (Some(current), AttemptState::Active(hosts)) =
+                        (attempt.current.clone(), &mut attempt.state)
+                    {
+                        log::info!("{}: {e}; trying again without TLS", attempt.relay);
+                        hosts.push_front(current);
+                        attempt.plain_retry = true;
+                    }
+                }
+                self.connect_next(config, id);
+                return self.start_ready(config);
+            }
             Err(e) => {
                 attempt.last_error = Some(format!("connect to {}: {e}", attempt.relay));
                 self.connect_next(config, id);

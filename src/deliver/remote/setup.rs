@@ -34,6 +34,10 @@ impl RemoteDelivery {
             return self.finish(id, |_| (Outcome::Deferred(why.clone()), None), None);
         };
         attempt.state = AttemptState::Active(hosts);
+        // The plain-text retry is for the host whose handshake failed, once.
+        let plain = std::mem::take(&mut attempt.plain_retry)
+            && attempt.current.as_ref() == Some(&(host.clone(), ip));
+        attempt.current = Some((host.clone(), ip));
         let out = &config.outbound;
         let (port, policy) = match &attempt.dest {
             Dest::Relayhost => (
@@ -85,6 +89,7 @@ impl RemoteDelivery {
             helo_name: config.hostname.clone(),
             tls: match policy {
                 TlsPolicy::None => TlsWant::Never,
+                TlsPolicy::May if plain => TlsWant::Never,
                 TlsPolicy::May => TlsWant::May,
                 _ => TlsWant::Require,
             },
