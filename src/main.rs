@@ -9,6 +9,7 @@ mod dns;
 mod durable;
 mod inbound;
 mod logging;
+mod mailq;
 mod net;
 mod outbound;
 mod passwd;
@@ -30,6 +31,7 @@ Commands:
   check -c FILE    validate a config file and print the effective settings
   passwd [USER]    read a password on stdin, print a password-file line
   flush -c FILE    ask the running daemon to retry deferred mail now
+  mailq -c FILE    list the queue (as Postfix's mailq does)
 
 Options:
   -c, --config FILE   config file (default /etc/picomta.conf)
@@ -68,6 +70,15 @@ fn main() -> ExitCode {
     match command {
         Some("serve") | Some("check") => {}
         Some("flush") => return flush(&config_path),
+        Some("mailq") => {
+            return match Config::load(&config_path) {
+                Ok(config) => mailq::run(&config),
+                Err(e) => {
+                    eprintln!("picomta: {e}");
+                    ExitCode::from(EX_CONFIG as u8)
+                }
+            }
+        }
         Some("passwd") if matches.free.len() <= 2 => {
             return passwd::passwd_command(matches.free.get(1).map(String::as_str));
         }

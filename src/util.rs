@@ -27,12 +27,14 @@ pub fn unix_micros() -> u128 {
         .unwrap_or(0)
 }
 
+/// Day names from the Unix epoch (a Thursday), and month names.
+const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
 /// `Mon, 23 Nov 2026 12:55:22 +0000` (RFC 5322 3.3).
 pub fn rfc5322_date(unix: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let days = unix / 86_400;
     let secs = unix % 86_400;
     let (y, m, d) = civil_from_days(days as i64);
@@ -42,6 +44,22 @@ pub fn rfc5322_date(unix: u64) -> String {
         d,
         MONTHS[(m - 1) as usize],
         y,
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// `Mon Nov 23 16:40:00` (UTC), as mailq shows arrival times.
+pub fn queue_time(unix: u64) -> String {
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    let (_, m, d) = civil_from_days(days as i64);
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02}",
+        DAYS[(days % 7) as usize],
+        MONTHS[(m - 1) as usize],
+        d,
         secs / 3600,
         secs / 60 % 60,
         secs % 60
