@@ -16,6 +16,7 @@ mod passwd;
 mod queue;
 mod reactor;
 mod serve;
+mod signals;
 mod smtp;
 mod util;
 

@@ -166,6 +166,16 @@ impl<T> Slab<T> {
     pub fn len(&self) -> usize {
         self.len
     }
+
+    /// The tokens in use now (collected, so the slab can change meanwhile).
+    pub fn tokens(&self) -> Vec<Token> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_some())
+            .map(|(i, _)| Token(i))
+            .collect()
+    }
 }
 
 #[cfg(test)]

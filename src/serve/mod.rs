@@ -30,6 +30,8 @@ use crate::smtp::server::{Session, SessionConfig};
 
 /// Bytes read from a socket at once, into the one buffer all sessions share.
 const READ_CHUNK: usize = 16 * 1024;
+/// How long a stopping server waits for transactions in progress.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Bytes of Maildir copying per loop turn, so sessions are served in between.
 const DELIVERY_BUDGET: usize = 4 * 1024 * 1024;
 
@@ -73,6 +75,8 @@ enum Owner {
     Listener(TcpListener, usize),
     /// The control socket (`picomta flush`).
     Control(mio::net::UnixDatagram),
+    /// The read end of the signal pipe.
+    Signals(mio::net::UnixStream),
     Inbound(Box<Inbound>),
     /// An outbound SMTP connection.
     Outbound(Box<crate::outbound::Outbound>),
@@ -91,6 +95,10 @@ struct Server {
     owners: Slab<Owner>,
     /// Inbound sessions, for `max_connections`.
     sessions: usize,
+    /// Set by SIGTERM/SIGINT: no new connections; the loop ends when the
+    /// sessions in a transaction and outbound connections are done, or at
+    /// this time at the latest.
+    stopping: Option<Instant>,
     spool: Spool,
     schedule: Schedule,
     ids: IdMaker,
@@ -173,9 +181,17 @@ pub fn run(loaded: Loaded) -> io::Result<()> {
             .registry()
             .register(control, token, Interest::READABLE)?;
     }
+    let signals = crate::signals::install()?;
+    let token = owners.insert_with(|_, _| Owner::Signals(signals));
+    if let Some(Owner::Signals(signals)) = owners.get_mut(token) {
+        reactor
+            .registry()
+            .register(signals, token, Interest::READABLE)?;
+    }
     let sync_method = config.sync_method;
     let mut server = Server {
         sessions: 0,
+        stopping: None,
         config,
         router,
         tls,
@@ -232,6 +248,11 @@ impl Server {
                 self.timer(token, generation);
             }
             self.end_turn(idle);
+            if self.stopped() {
+                log::info!("stopped");
+                crate::logging::flush();
+                return Ok(());
+            }
         }
     }
 
@@ -239,6 +260,16 @@ impl Server {
         match self.owners.get_mut(r.token) {
             Some(Owner::Listener(..)) => self.accept(r.token),
             Some(Owner::Control(_)) => self.control(r.token),
+            Some(Owner::Signals(read)) => {
+                for signal in crate::signals::take(read) {
+                    match signal {
+                        crate::signals::Signal::Stop => self.begin_stop(),
+                        crate::signals::Signal::Reload => {
+                            log::warn!("SIGHUP: reloading is not implemented yet; ignored")
+                        }
+                    }
+                }
+            }
             Some(Owner::Inbound(inbound)) => {
                 inbound.conn.readable |= r.readable;
                 inbound.conn.writable |= r.writable;
@@ -313,6 +344,50 @@ impl Server {
             self.reactor.add_timer(deadline, new, generation);
             self.drive(new);
         }
+    }
+
+    /// SIGTERM or SIGINT: close the listeners and idle sessions; sessions in
+    /// a transaction may finish it, within a bound. A second signal stops at
+    /// once (nothing unacknowledged is lost: it was never acknowledged).
+    fn begin_stop(&mut self) {
+        if self.stopping.is_some() {
+            log::warn!("stopping now");
+            self.stopping = Some(Instant::now());
+            return;
+        }
+        self.stopping = Some(Instant::now() + STOP_GRACE);
+        for token in self.owners.tokens() {
+            if matches!(self.owners.get_mut(token), Some(Owner::Listener(..))) {
+                self.owners.remove(token);
+            }
+        }
+        log::info!(
+            "stopping: listeners closed, {} sessions open",
+            self.sessions
+        );
+    }
+
+    /// While stopping: idle sessions are told and closed; true once nothing
+    /// is left to wait for.
+    fn stopped(&mut self) -> bool {
+        let Some(deadline) = self.stopping else {
+            return false;
+        };
+        let mut waiting = false;
+        for token in self.owners.tokens() {
+            match self.owners.get_mut(token) {
+                Some(Owner::Inbound(inbound))
+                    if !inbound.session.busy() && !inbound.session.is_closed() =>
+                {
+                    inbound.session.shutdown();
+                    self.drive(token);
+                }
+                Some(Owner::Inbound(inbound)) if !inbound.session.busy() => {}
+                Some(Owner::Inbound(_)) | Some(Owner::Outbound(_)) => waiting = true,
+                _ => {}
+            }
+        }
+        Instant::now() >= deadline || (!waiting && self.commits.is_empty())
     }
 
     /// Reads and carries out the requests waiting on the control socket.

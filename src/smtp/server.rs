@@ -231,6 +231,22 @@ impl Session {
         }
     }
 
+    /// True while a transaction is open (MAIL given, a message being
+    /// received or committed): a stopping server lets it finish.
+    pub fn busy(&self) -> bool {
+        self.txn.is_some() || !matches!(self.mode, Mode::Command { .. } | Mode::Closed)
+    }
+
+    /// The server is stopping: say so and end the session.
+    pub fn shutdown(&mut self) {
+        self.reply(Reply::new(
+            421,
+            "4.3.2",
+            format!("{} Service shutting down", self.config.hostname),
+        ));
+        self.mode = Mode::Closed;
+    }
+
     /// The peer was silent too long: say so and end the session.
     pub fn timeout(&mut self, host: &mut dyn Host) {
         self.drop_message(host);

@@ -321,6 +321,34 @@ impl Server {
         self.wait_ready();
     }
 
+    /// Sends SIGTERM to the server (our own child, by its pid).
+    pub fn terminate(&self) {
+        let pid = self.child.as_ref().expect("server running").id();
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {pid}");
+    }
+
+    /// Waits (at most `limit`) for the server to exit; its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let child = self.child.as_mut().expect("server running");
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server still running after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Polls until a connection gets a `220` greeting; the probe then QUITs and
     /// waits for the close, so it holds no session slot afterwards.
     fn wait_ready(&mut self) {
