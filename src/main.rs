@@ -126,7 +126,7 @@ fn flush(config_path: &std::path::Path) -> ExitCode {
 
 /// `check` or `serve` with the config at `config_path`.
 fn run(check_only: bool, config_path: &std::path::Path) -> ExitCode {
-    let loaded = match load(config_path) {
+    let loaded = match serve::Loaded::load(config_path) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("picomta: {e}");
@@ -144,24 +144,4 @@ fn run(check_only: bool, config_path: &std::path::Path) -> ExitCode {
             ExitCode::from(71)
         }
     }
-}
-
-/// The config and every file it names (users, aliases, certificate,
-/// passwords), so `check` finds the same errors `serve` would.
-fn load(config_path: &std::path::Path) -> Result<serve::Loaded, config::ConfigError> {
-    let config = Config::load(config_path)?;
-    let router = deliver::route::Router::load(&config)?;
-    let tls = net::tls::load_server(&config)?;
-    let passwords = match &config.passwords {
-        Some(path) => Some(auth::Passwords::load(path)?),
-        None => None,
-    };
-    let remote = deliver::remote::RemoteDelivery::load(&config)?;
-    Ok(serve::Loaded {
-        config,
-        router,
-        tls,
-        passwords,
-        remote,
-    })
 }

@@ -128,6 +128,29 @@ pub struct Loaded {
     pub remote: RemoteDelivery,
 }
 
+impl Loaded {
+    /// The config and every file it names (users, aliases, certificate,
+    /// passwords, smarthost login), so `check` finds the same errors `serve`
+    /// would, and a reload can refuse a broken set as a whole.
+    pub fn load(path: &std::path::Path) -> Result<Loaded, crate::config::ConfigError> {
+        let config = Config::load(path)?;
+        let router = Router::load(&config)?;
+        let tls = crate::net::tls::load_server(&config)?;
+        let passwords = match &config.passwords {
+            Some(path) => Some(Passwords::load(path)?),
+            None => None,
+        };
+        let remote = RemoteDelivery::load(&config)?;
+        Ok(Loaded {
+            config,
+            router,
+            tls,
+            passwords,
+            remote,
+        })
+    }
+}
+
 pub fn run(loaded: Loaded) -> io::Result<()> {
     let Loaded {
         config,
@@ -264,9 +287,7 @@ impl Server {
                 for signal in crate::signals::take(read) {
                     match signal {
                         crate::signals::Signal::Stop => self.begin_stop(),
-                        crate::signals::Signal::Reload => {
-                            log::warn!("SIGHUP: reloading is not implemented yet; ignored")
-                        }
+                        crate::signals::Signal::Reload => self.reload(),
                     }
                 }
             }
@@ -388,6 +409,32 @@ impl Server {
             }
         }
         Instant::now() >= deadline || (!waiting && self.commits.is_empty())
+    }
+
+    /// SIGHUP: the config and the files it names are read again; sessions
+    /// already open keep the settings they started with. A broken set is
+    /// logged and the old one kept. Listeners and the spool stay as they are
+    /// (changing them needs a restart).
+    fn reload(&mut self) {
+        let path = self.config.path.clone();
+        let mut new = match Loaded::load(&path) {
+            Ok(new) => new,
+            Err(e) => {
+                log::error!("reload failed, keeping the running config: {e}");
+                return;
+            }
+        };
+        if new.config.listen != self.config.listen || new.config.spool != self.config.spool {
+            log::warn!("reload: listen and spool changes take effect at the next start");
+            new.config.listen = self.config.listen.clone();
+            new.config.spool = self.config.spool.clone();
+        }
+        self.config = new.config;
+        self.router = new.router;
+        self.tls = new.tls;
+        self.passwords = new.passwords;
+        self.remote.reload(new.remote);
+        log::info!("reloaded {}", path.display());
     }
 
     /// Reads and carries out the requests waiting on the control socket.

@@ -323,13 +323,22 @@ impl Server {
 
     /// Sends SIGTERM to the server (our own child, by its pid).
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends SIGHUP to the server: reload.
+    pub fn reload(&self) {
+        self.signal("HUP");
+    }
+
+    fn signal(&self, name: &str) {
         let pid = self.child.as_ref().expect("server running").id();
         let status = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(pid.to_string())
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM {pid}");
+        assert!(status.success(), "kill -{name} {pid}");
     }
 
     /// Waits (at most `limit`) for the server to exit; its exit code.

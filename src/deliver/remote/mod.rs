@@ -179,6 +179,13 @@ impl RemoteDelivery {
         })
     }
 
+    /// A reload: the settings read from files (smarthost login, CA bundle)
+    /// come from `new`; queries and connections in flight go on.
+    pub fn reload(&mut self, new: RemoteDelivery) {
+        self.verified_tls = new.verified_tls;
+        self.relay_auth = new.relay_auth;
+    }
+
     /// Takes the remote recipients of one message.
     pub fn submit(&mut self, config: &Config, request: RemoteRequest, now: Instant) {
         let request = Arc::new(request);
