@@ -4,6 +4,7 @@
 mod auth;
 mod config;
 mod control;
+mod daemon;
 mod deliver;
 mod dns;
 mod durable;
@@ -28,7 +29,8 @@ use config::{Config, EX_CONFIG};
 const USAGE: &str = "Usage: picomta COMMAND [options]
 
 Commands:
-  serve -c FILE    run the mail server in the foreground
+  serve -c FILE    run the mail server in the foreground (-d: detach, with a
+                   pid file SPOOL/picomta.pid)
   check -c FILE    validate a config file and print the effective settings
   passwd [USER]    read a password on stdin, print a password-file line
   flush -c FILE    ask the running daemon to retry deferred mail now
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let mut opts = getopts::Options::new();
     opts.optopt("c", "config", "config file", "FILE");
+    opts.optflag("d", "daemon", "serve: detach and write a pid file");
     opts.optflag("h", "help", "show usage");
     opts.optflag("V", "version", "show the version");
     let matches = match opts.parse(&args[1..]) {
@@ -97,7 +100,11 @@ fn main() -> ExitCode {
         }
     }
     logging::init();
-    let code = run(command == Some("check"), &config_path);
+    let code = run(
+        command == Some("check"),
+        matches.opt_present("d"),
+        &config_path,
+    );
     logging::flush();
     code
 }
@@ -125,7 +132,7 @@ fn flush(config_path: &std::path::Path) -> ExitCode {
 }
 
 /// `check` or `serve` with the config at `config_path`.
-fn run(check_only: bool, config_path: &std::path::Path) -> ExitCode {
+fn run(check_only: bool, daemon: bool, config_path: &std::path::Path) -> ExitCode {
     let loaded = match serve::Loaded::load(config_path) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -137,7 +144,7 @@ fn run(check_only: bool, config_path: &std::path::Path) -> ExitCode {
         print!("{}", loaded.config.render());
         return ExitCode::SUCCESS;
     }
-    match serve::run(loaded) {
+    match serve::run(loaded, daemon) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("fatal: {e}");

@@ -151,7 +151,7 @@ impl Loaded {
     }
 }
 
-pub fn run(loaded: Loaded) -> io::Result<()> {
+pub fn run(loaded: Loaded, daemon: bool) -> io::Result<()> {
     let Loaded {
         config,
         router,
@@ -234,7 +234,15 @@ pub fn run(loaded: Loaded) -> io::Result<()> {
         commits: Vec::new(),
         scratch: vec![0; READ_CHUNK],
     };
-    server.run()
+    let pid_file = crate::daemon::pid_file(&server.config.spool);
+    if daemon {
+        crate::daemon::detach(&pid_file)?;
+    }
+    let result = server.run();
+    if daemon {
+        crate::daemon::remove_pid_file(&pid_file);
+    }
+    result
 }
 
 fn context(e: io::Error, what: &str, value: &dyn std::fmt::Display) -> io::Error {
