@@ -33,49 +33,77 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
+/// A Unix time in UTC, split for formatting.
+struct Utc {
+    weekday: &'static str,
+    year: i64,
+    month: u32,
+    day: u32,
+    /// Seconds into the day.
+    secs: u64,
+}
+
+impl Utc {
+    fn of(unix: u64) -> Utc {
+        let days = unix / 86_400;
+        let secs = unix % 86_400;
+        let (year, month, day) = civil_from_days(days as i64);
+        Utc {
+            weekday: DAYS[(days % 7) as usize],
+            year,
+            month,
+            day,
+            secs,
+        }
+    }
+
+    /// `HH:MM:SS`, written without an allocation of its own.
+    fn clock(&self) -> impl std::fmt::Display {
+        let s = self.secs;
+        Clock(s / 3600, s / 60 % 60, s % 60)
+    }
+
+    fn month_name(&self) -> &'static str {
+        MONTHS[(self.month - 1) as usize]
+    }
+}
+
+struct Clock(u64, u64, u64);
+
+impl std::fmt::Display for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}:{:02}:{:02}", self.0, self.1, self.2)
+    }
+}
+
 /// `Mon, 23 Nov 2026 12:55:22 +0000` (RFC 5322 3.3).
 pub fn rfc5322_date(unix: u64) -> String {
-    let days = unix / 86_400;
-    let secs = unix % 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
+    let t = Utc::of(unix);
     format!(
-        "{}, {} {} {} {:02}:{:02}:{:02} +0000",
-        DAYS[(days % 7) as usize],
-        d,
-        MONTHS[(m - 1) as usize],
-        y,
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
+        "{}, {} {} {} {} +0000",
+        t.weekday,
+        t.day,
+        t.month_name(),
+        t.year,
+        t.clock()
     )
 }
 
 /// `Mon Nov 23 16:40:00` (UTC), as mailq shows arrival times.
 pub fn queue_time(unix: u64) -> String {
-    let days = unix / 86_400;
-    let secs = unix % 86_400;
-    let (_, m, d) = civil_from_days(days as i64);
-    format!(
-        "{} {} {:2} {:02}:{:02}:{:02}",
-        DAYS[(days % 7) as usize],
-        MONTHS[(m - 1) as usize],
-        d,
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    let t = Utc::of(unix);
+    format!("{} {} {:2} {}", t.weekday, t.month_name(), t.day, t.clock())
 }
 
 /// `2026-11-23T12:55:22.123Z`, for log lines.
 pub fn iso_time(unix_micros: u128) -> String {
-    let secs = (unix_micros / 1_000_000) as u64;
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let t = secs % 86_400;
+    let t = Utc::of((unix_micros / 1_000_000) as u64);
     format!(
-        "{y}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t / 3600,
-        t / 60 % 60,
-        t % 60,
+        "{}-{:02}-{:02}T{}.{:03}Z",
+        t.year,
+        t.month,
+        t.day,
+        t.clock(),
         unix_micros / 1000 % 1000
     )
 }
