@@ -100,7 +100,7 @@ impl Outbound {
                             }
                         }
                     }
-                    Event::WantBody => self.feed_body(),
+                    Event::WantBody => self.feed_body(scratch),
                     Event::Done(outcome) => self.outcome = Some(outcome),
                 }
             }
@@ -212,7 +212,9 @@ impl Outbound {
     }
 
     /// Reads the next chunk of the message from the spool file for the client.
-    fn feed_body(&mut self) {
+    /// `scratch` is the server's shared read buffer (16 KiB, a whole chunk):
+    /// no allocation per chunk.
+    fn feed_body(&mut self, scratch: &mut [u8]) {
         if self.body.is_none() {
             let opened = File::open(&self.setup.path).and_then(|mut f| {
                 f.seek(SeekFrom::Start(self.setup.offset))?;
@@ -229,12 +231,12 @@ impl Outbound {
         let Some(file) = self.body.as_mut() else {
             return;
         };
-        let want = self.body_left.min(BODY_CHUNK as u64) as usize;
-        let mut chunk = vec![0u8; want];
-        match file.read_exact(&mut chunk) {
+        let want = self.body_left.min(BODY_CHUNK.min(scratch.len()) as u64) as usize;
+        let chunk = &mut scratch[..want];
+        match file.read_exact(chunk) {
             Ok(()) => {
                 self.body_left -= want as u64;
-                self.setup.client.body(&chunk, self.body_left == 0);
+                self.setup.client.body(chunk, self.body_left == 0);
             }
             Err(e) => {
                 log::error!("cannot read queue file {}: {e}", self.setup.path.display());

@@ -11,6 +11,12 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Fills `buf` with random bytes from the kernel.
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
 /// Seconds since the Unix epoch; a clock before 1970 counts as 0.
 pub fn unix_now() -> u64 {
     SystemTime::now()

@@ -11,7 +11,7 @@ pub use throttle::FailureTracker;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use sha_crypt::{PasswordHasher, PasswordVerifier, ShaCrypt};
@@ -288,7 +288,7 @@ fn crypt64_value(c: u8) -> Option<u8> {
 /// A fresh `$6$<16 salt chars>$…` hash, salt from /dev/urandom (default 5000 rounds).
 pub fn hash_password(password: &[u8]) -> io::Result<String> {
     let mut salt = [0u8; 12];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut salt)?;
+    crate::util::random_bytes(&mut salt)?;
     hash_with_salt(password, &salt)
 }
 

@@ -143,9 +143,7 @@ pub(super) fn read_credentials(path: &std::path::Path) -> Result<(String, Vec<u8
 /// A seed for query ids and MX shuffling, from the kernel.
 pub(super) fn random_seed() -> u64 {
     let mut bytes = [0u8; 8];
-    let got = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    match got {
+    match crate::util::random_bytes(&mut bytes) {
         Ok(()) => u64::from_ne_bytes(bytes),
         Err(_) => (crate::util::unix_micros() as u64) ^ (u64::from(std::process::id()) << 32),
     }
