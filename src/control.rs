@@ -1,10 +1,13 @@
 //! The daemon's control socket: a Unix datagram socket in the spool
 //! directory, through which `picomta flush` asks the running daemon to retry
-//! deferred mail now. Datagrams are one word each; anything else is logged and
-//! ignored. Whoever can write to the spool directory may send them, which is
-//! who may touch the queue anyway.
+//! deferred mail now, and `sendmail` says it dropped a message. Datagrams
+//! are one word each; anything else is logged and ignored. The socket is
+//! writable by every local user (reaching it takes search permission on the
+//! spool directory): both requests are harmless, and Postfix lets anyone
+//! flush too.
 
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram as StdDatagram;
 use std::path::{Path, PathBuf};
 
@@ -18,18 +21,22 @@ const NAME: &str = "control";
 pub enum Request {
     /// Retry every deferred message now.
     Flush,
+    /// A message waits in the drop directory.
+    Pickup,
 }
 
 impl Request {
     fn word(&self) -> &'static [u8] {
         match self {
             Request::Flush => b"flush",
+            Request::Pickup => b"pickup",
         }
     }
 
     pub fn parse(datagram: &[u8]) -> Option<Request> {
         match datagram.strip_suffix(b"\n").unwrap_or(datagram) {
             b"flush" => Some(Request::Flush),
+            b"pickup" => Some(Request::Pickup),
             _ => None,
         }
     }
@@ -47,7 +54,9 @@ pub fn bind(spool: &Path) -> io::Result<UnixDatagram> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    UnixDatagram::bind(&path)
+    let socket = UnixDatagram::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+    Ok(socket)
 }
 
 /// Sends `request` to the daemon serving `spool`. A daemon that is not
@@ -58,6 +67,21 @@ pub fn send(spool: &Path, request: &Request) -> io::Result<()> {
     Ok(())
 }
 
+/// `picomta flush` and `sendmail -q`: asks the daemon serving `config`'s
+/// spool to retry now; exit 69 (EX_UNAVAILABLE) if none answers.
+pub fn flush_command(config: &crate::config::Config) -> std::process::ExitCode {
+    match send(&config.spool, &Request::Flush) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "picomta: cannot reach the daemon at {}: {e} (is picomta serve running?)",
+                path(&config.spool).display()
+            );
+            std::process::ExitCode::from(69)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +90,10 @@ mod tests {
     fn requests_round_trip_and_junk_is_refused() {
         assert_eq!(Request::parse(Request::Flush.word()), Some(Request::Flush));
         assert_eq!(Request::parse(b"flush\n"), Some(Request::Flush));
+        assert_eq!(
+            Request::parse(Request::Pickup.word()),
+            Some(Request::Pickup)
+        );
         assert_eq!(Request::parse(b"flush now"), None);
         assert_eq!(Request::parse(b""), None);
     }

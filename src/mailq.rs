@@ -4,18 +4,15 @@
 //! the reason its last attempt was deferred.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::queue::envelope::{Envelope, Outcome, State};
+use crate::queue::spool::read_head;
 use crate::smtp::address::ReversePath;
 use crate::util;
-
-/// The envelope head is read up to this much (100 recipients fit many
-/// times over).
-const MAX_HEAD: u64 = 1 << 20;
 
 /// One queued message.
 #[derive(Debug, PartialEq, Eq)]
@@ -76,12 +73,12 @@ pub fn entries(spool: &Path) -> io::Result<Vec<Entry>> {
 }
 
 fn entry(spool: &Path, id: &str) -> io::Result<Option<Entry>> {
-    let file = File::open(spool.join("msg").join(id))?;
+    let mut file = File::open(spool.join("msg").join(id))?;
     let total = file.metadata()?.len();
-    let mut head = Vec::new();
-    file.take(MAX_HEAD).read_to_end(&mut head)?;
-    let Some((envelope, offset)) = Envelope::parse(&head) else {
-        return Ok(None);
+    let (envelope, offset) = match read_head(&mut file, total) {
+        Ok(head) => head,
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(None),
+        Err(e) => return Err(e),
     };
     let state = match fs::read_to_string(spool.join("state").join(id)) {
         Ok(text) => State::parse(&text, envelope.rcpts.len()),

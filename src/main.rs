@@ -1,4 +1,5 @@
-//! picomta: argv dispatch to the subcommands (`serve`, `check`, `passwd`), option
+//! picomta: argv dispatch to the subcommands (`serve`, `check`, `passwd`,
+//! `flush`, `mailq`, and `sendmail`, also by the name it is called by), option
 //! parsing with getopts, logger setup.
 
 mod auth;
@@ -14,8 +15,10 @@ mod mailq;
 mod net;
 mod outbound;
 mod passwd;
+mod pickup;
 mod queue;
 mod reactor;
+mod sendmail;
 mod serve;
 mod signals;
 mod smtp;
@@ -35,6 +38,10 @@ Commands:
   passwd [USER]    read a password on stdin, print a password-file line
   flush -c FILE    ask the running daemon to retry deferred mail now
   mailq -c FILE    list the queue (as Postfix's mailq does)
+  sendmail [flags] [recipient ...]
+                   queue a message read on stdin (also when invoked as
+                   sendmail; mailq and newaliases links work too); its
+                   config is -C FILE or $PICOMTA_CONFIG
 
 Options:
   -c, --config FILE   config file (default /etc/picomta.conf)
@@ -44,7 +51,14 @@ Options:
 const DEFAULT_CONFIG: &str = "/etc/picomta.conf";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if let Some(code) = sendmail_call(&args) {
+        return code;
+    }
+    // Only `sendmail` has a use for a setgid group (the drop directory).
+    sendmail::drop_setgid();
     let mut opts = getopts::Options::new();
     opts.optopt("c", "config", "config file", "FILE");
     opts.optflag("d", "daemon", "serve: detach and write a pid file");
@@ -111,24 +125,30 @@ fn main() -> ExitCode {
 
 /// `flush`: asks the daemon serving this config's spool to retry now.
 fn flush(config_path: &std::path::Path) -> ExitCode {
-    let config = match Config::load(config_path) {
-        Ok(c) => c,
+    match Config::load(config_path) {
+        Ok(config) => control::flush_command(&config),
         Err(e) => {
             eprintln!("picomta: {e}");
-            return ExitCode::from(EX_CONFIG as u8);
-        }
-    };
-    match control::send(&config.spool, &control::Request::Flush) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!(
-                "picomta: cannot reach the daemon at {}: {e} (is picomta serve running?)",
-                control::path(&config.spool).display()
-            );
-            // EX_UNAVAILABLE
-            ExitCode::from(69)
+            ExitCode::from(EX_CONFIG as u8)
         }
     }
+}
+
+/// The program as called through a link named `sendmail`, `mailq` or
+/// `newaliases`, or as `picomta sendmail`: the sendmail command line.
+fn sendmail_call(args: &[String]) -> Option<ExitCode> {
+    let called = std::path::Path::new(args.first()?)
+        .file_name()?
+        .to_str()?
+        .to_string();
+    let (mode, rest) = match called.as_str() {
+        "sendmail" => (None, &args[1..]),
+        "mailq" => (Some(sendmail::Mode::ListQueue), &args[1..]),
+        "newaliases" => (Some(sendmail::Mode::Aliases), &args[1..]),
+        _ if args.get(1).map(String::as_str) == Some("sendmail") => (None, &args[2..]),
+        _ => return None,
+    };
+    Some(sendmail::run(mode, rest))
 }
 
 /// `check` or `serve` with the config at `config_path`.

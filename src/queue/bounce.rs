@@ -495,21 +495,10 @@ impl HeadersPart {
 
 /// Base64 (RFC 2045) in lines of 76 characters, each ended by LF.
 fn base64_lines(bytes: &[u8]) -> Vec<u8> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = Vec::with_capacity(bytes.len() * 4 / 3 + bytes.len() / 57 + 4);
     // 57 input bytes make one 76-character line.
     for line in bytes.chunks(57) {
-        for chunk in line.chunks(3) {
-            let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-            let bits = byte(0) << 16 | byte(1) << 8 | byte(2);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(ALPHABET[(bits >> (18 - 6 * i)) as usize & 63]);
-                } else {
-                    out.push(b'=');
-                }
-            }
-        }
+        out.extend_from_slice(crate::auth::encode_base64(line).as_bytes());
         out.push(b'\n');
     }
     out

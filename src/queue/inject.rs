@@ -1,4 +1,5 @@
-//! Messages picomta writes into its own queue (delivery status notifications):
+//! Messages picomta writes into its own queue (delivery status notifications,
+//! and `sendmail`'s messages taken from the drop directory):
 //! the whole message at once, made durable before the call returns, with the
 //! same sync, rename, sync as mail received over SMTP. The caller may then
 //! forget what the message was made from (e.g. remove the bounced original).
@@ -6,7 +7,7 @@
 use std::io;
 
 use super::envelope::Envelope;
-use super::spool::Spool;
+use super::spool::{Incoming, Spool};
 use crate::durable::Durability;
 
 /// Queues `message` (LF line ends) for `envelope` under `id`.
@@ -17,8 +18,22 @@ pub fn inject(
     envelope: &Envelope,
     message: &[u8],
 ) -> io::Result<()> {
+    inject_with(spool, durability, id, envelope, |incoming| {
+        incoming.write(message)
+    })
+}
+
+/// Queues the message `write` writes (LF line ends) for `envelope` under
+/// `id`. If `write` fails, nothing is queued.
+pub fn inject_with(
+    spool: &mut Spool,
+    durability: &mut Durability,
+    id: &str,
+    envelope: &Envelope,
+    write: impl FnOnce(&mut Incoming) -> io::Result<()>,
+) -> io::Result<()> {
     let mut incoming = spool.create(id, envelope)?;
-    let written = incoming.write(message).and_then(|()| incoming.flush());
+    let written = write(&mut incoming).and_then(|()| incoming.flush());
     let msg_dir = spool.msg_dir().to_path_buf();
     let synced = written.and_then(|()| {
         durability

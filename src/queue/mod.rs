@@ -4,6 +4,7 @@
 //! with the queue's contents.
 
 pub mod bounce;
+pub mod drop;
 pub mod envelope;
 pub mod inject;
 pub mod spool;

@@ -100,6 +100,32 @@ impl Incoming {
     }
 }
 
+/// Reads the envelope head at the start of a spool (or drop) file of `total`
+/// bytes; returns it and the offset where the message starts. The file's
+/// position is left somewhere after the head. Err(InvalidData) if there is
+/// no valid head.
+pub fn read_head(file: &mut File, total: u64) -> io::Result<(Envelope, usize)> {
+    // One read brings the head of almost any message (and all of a small
+    // one); a head with very many recipients takes a few more.
+    let limit = total.min(MAX_HEAD) as usize;
+    let mut head: Vec<u8> = Vec::new();
+    loop {
+        let filled = head.len();
+        let want = (HEAD_FIRST as usize).max(filled * 2).min(limit);
+        head.resize(want, 0);
+        file.read_exact(&mut head[filled..])?;
+        if let Some(parsed) = Envelope::parse(&head) {
+            return Ok(parsed);
+        }
+        if want == limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "corrupt envelope",
+            ));
+        }
+    }
+}
+
 /// A committed message read back for delivery.
 #[derive(Debug)]
 pub struct Stored {
@@ -124,7 +150,12 @@ impl Spool {
             state: root.join("state"),
             spares: Vec::new(),
         };
-        for dir in [&spool.tmp, &spool.msg, &spool.state] {
+        for dir in [
+            &spool.tmp,
+            &spool.msg,
+            &spool.state,
+            &super::drop::dir(root),
+        ] {
             DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         }
         Ok(spool)
@@ -240,25 +271,7 @@ impl Spool {
     pub fn load(&self, id: &str, fresh: bool) -> io::Result<Stored> {
         let mut file = File::open(self.msg.join(id))?;
         let total = file.metadata()?.len();
-        // One read brings the head of almost any message (and all of a small
-        // one); a head with very many recipients takes a few more.
-        let limit = total.min(MAX_HEAD) as usize;
-        let mut head: Vec<u8> = Vec::new();
-        let (envelope, offset) = loop {
-            let filled = head.len();
-            let want = (HEAD_FIRST as usize).max(filled * 2).min(limit);
-            head.resize(want, 0);
-            file.read_exact(&mut head[filled..])?;
-            if let Some(parsed) = Envelope::parse(&head) {
-                break parsed;
-            }
-            if want == limit {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "corrupt envelope",
-                ));
-            }
-        };
+        let (envelope, offset) = read_head(&mut file, total)?;
         let state_text = if fresh {
             String::new()
         } else {

@@ -30,6 +30,9 @@ impl Server {
     /// barriers run when there is something to commit and the pacing allows,
     /// or the turn was `idle` (no socket was ready).
     pub(super) fn end_turn(&mut self, idle: bool) {
+        if self.stopping.is_none() {
+            self.pickup.work(&mut delivery_ctx!(self));
+        }
         self.delivery
             .work(&mut delivery_ctx!(self), DELIVERY_BUDGET);
         self.remote_turn();

@@ -22,6 +22,7 @@ use crate::durable::Durability;
 use crate::inbound::{Inbound, Next, SpaceCheck};
 use crate::net::conn::Conn;
 use crate::net::listen;
+use crate::pickup::Pickup;
 use crate::queue::spool::{Incoming, Spool};
 use crate::queue::{IdMaker, Schedule};
 use crate::reactor::{Reactor, Ready, Slab};
@@ -105,6 +106,8 @@ struct Server {
     space: SpaceCheck,
     delivery: LocalDelivery,
     remote: RemoteDelivery,
+    /// Messages `sendmail` left in the drop directory.
+    pickup: Pickup,
     /// DNS sockets and their queries, closed once the query is over.
     dns_sockets: Vec<(Token, crate::dns::client::QueryId)>,
     durability: Durability,
@@ -228,6 +231,7 @@ pub fn run(loaded: Loaded, daemon: bool) -> io::Result<()> {
         space: SpaceCheck::new(),
         delivery: LocalDelivery::new(),
         remote,
+        pickup: Pickup::new(),
         dns_sockets: Vec::new(),
         durability: Durability::new(sync_method),
         barrier_allowed_at: Instant::now(),
@@ -262,7 +266,12 @@ impl Server {
             } else {
                 let paced = self.barrier_allowed_at.saturating_duration_since(now);
                 let barrier = self.delivery.barrier_wait(now).map(|w| w.max(paced));
-                let due = self.schedule.next_due_in(now);
+                let due = self
+                    .schedule
+                    .next_due_in(now)
+                    .into_iter()
+                    .chain(Some(self.pickup.wait(now)))
+                    .min();
                 let dns = self
                     .remote
                     .next_timeout()
@@ -465,7 +474,9 @@ impl Server {
                 Some(crate::control::Request::Flush) => {
                     let moved = self.schedule.flush(Instant::now());
                     log::info!("flush requested: {moved} deferred messages retried now");
+                    self.pickup.request();
                 }
+                Some(crate::control::Request::Pickup) => self.pickup.request(),
                 None => log::warn!("control socket: unknown request ignored"),
             }
         }

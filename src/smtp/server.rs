@@ -60,6 +60,11 @@ pub trait Host {
     fn queue_has_room(&mut self) -> bool;
     /// Opens a spool file for the transaction; returns its queue id.
     fn begin_message(&mut self, txn: &Transaction) -> Result<String, Reply>;
+    /// Whether the session writes its Received header at the top of each
+    /// message (`sendmail -bs` leaves it to the daemon).
+    fn trace_header(&self) -> bool {
+        true
+    }
     /// Appends message bytes (LF line ends). An error is remembered and answered
     /// at the end of the data.
     fn message_data(&mut self, bytes: &[u8]) -> Result<(), Reply>;

@@ -38,6 +38,9 @@ impl Session {
             return Err(Reply::new(503, "5.5.1", "Error: need RCPT command"));
         }
         let id = host.begin_message(txn)?;
+        if !host.trace_header() {
+            return Ok(());
+        }
         let received = self.received_header(txn, &id);
         let written = host.message_data(received.as_bytes());
         if written.is_err() {

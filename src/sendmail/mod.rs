@@ -1,0 +1,369 @@
+//! `picomta sendmail` (also as `sendmail`, `mailq` and `newaliases` through
+//! links): the command scripts and mail programs on the host hand mail to.
+//! A message read on stdin (or an SMTP session on stdin with `-bs`) is
+//! written into the spool's drop directory with a durable commit, so it is
+//! queued even when the daemon is down; then the daemon is told over the
+//! control socket, and copies it into the queue (`pickup.rs`).
+//!
+//! Exit codes follow sysexits.h; every error is one plain line on stderr.
+
+mod address_list;
+mod args;
+mod headers;
+mod input;
+mod smtp;
+
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::{Config, EX_CONFIG};
+use crate::control;
+use crate::queue::drop::DropFile;
+use crate::queue::envelope::Envelope;
+use crate::smtp::address::{parse_forward_path, parse_path, Mailbox, ReversePath};
+use crate::util;
+pub use args::Mode;
+use args::{Args, DeliveryMode};
+
+const EX_USAGE: u8 = 64;
+const EX_DATAERR: u8 = 65;
+const EX_CANTCREAT: u8 = 73;
+const EX_IOERR: u8 = 74;
+const EX_TEMPFAIL: u8 = 75;
+const EX_NOPERM: u8 = 77;
+
+const USAGE: &str =
+    "Usage: sendmail [-t] [-i] [-f sender] [-F name] [-v] [-C config] [recipient ...]
+       sendmail -bs | -bp | -q     (SMTP on stdin/stdout, list the queue, flush)";
+
+/// The config used when none is named: `-C FILE`, then `$PICOMTA_CONFIG`.
+const DEFAULT_CONFIG: &str = "/etc/picomta.conf";
+
+/// Runs the command with `argv` (after the program name); `mode` is set when
+/// the name it was called by implies one (`mailq`, `newaliases`).
+pub fn run(mode: Option<Mode>, argv: &[String]) -> ExitCode {
+    let mut args = match args::parse(argv) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("sendmail: {e}\n{USAGE}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    if let Some(mode) = mode {
+        args.mode = mode;
+    }
+    for ignored in &args.ignored {
+        eprintln!("sendmail: warning: option {ignored} ignored");
+    }
+    let chosen = args
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("PICOMTA_CONFIG").map(PathBuf::from));
+    // A setgid binary reads a config the caller chose with the caller's own
+    // rights, so the group cannot be used to read or write elsewhere. Only
+    // submitting mail needs the group, and only for the drop directory.
+    let needs_group = matches!(args.mode, Mode::Message | Mode::Smtp | Mode::Flush);
+    if chosen.is_some() || !needs_group {
+        drop_setgid();
+    }
+    let config_path = chosen.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let config = match Config::load(&config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("sendmail: {e}");
+            return ExitCode::from(EX_CONFIG as u8);
+        }
+    };
+    match args.mode {
+        Mode::ListQueue => crate::mailq::run(&config),
+        Mode::Flush => control::flush_command(&config),
+        Mode::Aliases => {
+            eprintln!(
+                "sendmail: nothing to do: picomta reads its aliases file at start and on SIGHUP"
+            );
+            ExitCode::SUCCESS
+        }
+        Mode::Smtp => smtp::run(&config, &args, &Submitter::of_caller(&args, &config)),
+        Mode::Message => submit(&config, &args),
+    }
+}
+
+/// Who submits, and the addresses that follow from it.
+pub struct Submitter {
+    /// The login name of the real uid.
+    pub login: String,
+    pub full_name: Option<String>,
+    /// The domain unqualified addresses get: the first local domain.
+    pub domain: String,
+}
+
+impl Submitter {
+    fn of_caller(args: &Args, config: &Config) -> Submitter {
+        // SAFETY: getuid cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let entry = std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|text| passwd_entry(&text, uid));
+        let (login, gecos) = match entry {
+            Some((name, gecos)) => (name, gecos),
+            // No passwd entry (a container, a chroot): still send the mail.
+            None => (
+                std::env::var("LOGNAME")
+                    .or_else(|_| std::env::var("USER"))
+                    .unwrap_or_else(|_| format!("uid{uid}")),
+                String::new(),
+            ),
+        };
+        let gecos_name = gecos
+            .split(',')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        Submitter {
+            login,
+            full_name: args
+                .full_name
+                .clone()
+                .or_else(|| (!gecos_name.is_empty()).then_some(gecos_name)),
+            domain: config
+                .local_domains
+                .first()
+                .unwrap_or(&config.hostname)
+                .clone(),
+        }
+    }
+
+    /// An address as written by the user: unqualified ones get the domain.
+    pub fn qualify(&self, address: &str) -> String {
+        if address.contains('@') {
+            address.to_string()
+        } else {
+            format!("{address}@{}", self.domain)
+        }
+    }
+
+    /// The envelope sender: `-f`, else the login at the domain.
+    pub fn sender(&self, args: &Args) -> Result<ReversePath, String> {
+        match args.sender.as_deref().map(str::trim) {
+            None => parse_sender(&self.qualify(&self.login)),
+            Some("" | "<>") => Ok(ReversePath::Null),
+            Some(given) => {
+                let bare = given.trim_start_matches('<').trim_end_matches('>');
+                parse_sender(&self.qualify(bare))
+            }
+        }
+    }
+}
+
+fn parse_sender(address: &str) -> Result<ReversePath, String> {
+    parse_path(&format!("<{address}>"), true, true)
+        .map_err(|_| format!("bad sender address <{address}>"))
+}
+
+/// A recipient address as written by the user, checked and qualified.
+pub fn recipient(submitter: &Submitter, written: &str) -> Result<Mailbox, String> {
+    let address = submitter.qualify(written);
+    parse_forward_path(&format!("<{address}>"), true)
+        .map_err(|_| format!("bad recipient address <{written}>"))
+}
+
+/// The login name and GECOS field of `uid` in passwd-format `text`.
+fn passwd_entry(text: &str, uid: u32) -> Option<(String, String)> {
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() >= 5 && fields[2].parse() == Ok(uid))
+            .then(|| (fields[0].to_string(), fields[4].to_string()))
+    })
+}
+
+/// Gives up the setgid group for good.
+pub fn drop_setgid() {
+    // SAFETY: plain system calls on our own credentials.
+    unsafe {
+        let gid = libc::getgid();
+        if libc::getegid() != gid && libc::setgid(gid) != 0 {
+            eprintln!("sendmail: cannot give up the setgid group");
+            std::process::exit(71);
+        }
+    }
+}
+
+/// The default mode: a message on stdin.
+fn submit(config: &Config, args: &Args) -> ExitCode {
+    let submitter = Submitter::of_caller(args, config);
+    let sender = match submitter.sender(args) {
+        Ok(s) => s,
+        Err(e) => return fail(EX_USAGE, &e),
+    };
+    let mut rcpts = Vec::new();
+    for arg in &args.recipients {
+        for written in address_list::addresses(arg) {
+            match recipient(&submitter, &written) {
+                Ok(r) => rcpts.push(r),
+                Err(e) => return fail(EX_USAGE, &e),
+            }
+        }
+    }
+    if rcpts.is_empty() && !args.extract_recipients {
+        return fail(EX_USAGE, "no recipients given (name them, or use -t)");
+    }
+    let stdin = io::stdin();
+    let message = input::Message {
+        ignore_dots: args.ignore_dots,
+        max_size: config.max_message_size,
+        extract_recipients: args.extract_recipients,
+        additions: additions(config, &submitter, &sender),
+    };
+    let result = message.read(&mut stdin.lock(), |header_recipients| {
+        for written in header_recipients {
+            rcpts.push(recipient(&submitter, written).map_err(input::Error::Data)?);
+        }
+        dedup(&mut rcpts);
+        if rcpts.is_empty() {
+            return Err(input::Error::Data(
+                "no recipients found in the To, Cc and Bcc headers".to_string(),
+            ));
+        }
+        let envelope = Envelope {
+            arrival: util::unix_now(),
+            from: sender.clone(),
+            rcpts: rcpts.clone(),
+        };
+        DropFile::create(&config.spool, &envelope).map_err(input::Error::Create)
+    });
+    let name = match result.and_then(|drop| drop.commit().map_err(input::Error::Write)) {
+        Ok(name) => name,
+        Err(e) => return input_failure(config, e),
+    };
+    if args.verbose {
+        let list: Vec<String> = rcpts.iter().map(|r| format!("<{r}>")).collect();
+        eprintln!(
+            "sendmail: queued as {name}: from <{sender}> to {}",
+            list.join(", ")
+        );
+    }
+    notify(config, args);
+    ExitCode::SUCCESS
+}
+
+/// The headers added when missing, for a message from `sender`.
+fn additions(config: &Config, submitter: &Submitter, sender: &ReversePath) -> headers::Additions {
+    let from = match sender {
+        ReversePath::Mailbox(m) => m.to_string(),
+        ReversePath::Null => format!("MAILER-DAEMON@{}", config.hostname),
+    };
+    let mut random = [0u8; 4];
+    let _ = util::random_bytes(&mut random);
+    let tag: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    headers::Additions {
+        date: util::rfc5322_date(util::unix_now()),
+        from: headers::from_value(submitter.full_name.as_deref(), &from),
+        message_id: format!("<{:x}.{tag}@{}>", util::unix_micros(), config.hostname),
+    }
+}
+
+/// Removes repeated recipients, keeping the first of each.
+fn dedup(rcpts: &mut Vec<Mailbox>) {
+    let mut seen = std::collections::HashSet::new();
+    rcpts.retain(|r| seen.insert(r.clone()));
+}
+
+/// Tells the daemon a message waits, unless `-odq` asked it to wait for the
+/// next scan. A daemon that is down picks it up when it starts.
+fn notify(config: &Config, args: &Args) {
+    if args.delivery == DeliveryMode::Queue {
+        return;
+    }
+    if let Err(e) = control::send(&config.spool, &control::Request::Pickup) {
+        if args.verbose {
+            eprintln!(
+                "sendmail: the daemon was not told ({e}); it takes the message when it next reads the queue"
+            );
+        }
+    }
+}
+
+fn input_failure(config: &Config, e: input::Error) -> ExitCode {
+    use input::Error;
+    let drop_dir = crate::queue::drop::dir(&config.spool);
+    match e {
+        Error::Data(why) => fail(EX_DATAERR, &why),
+        Error::TooBig(limit) => fail(
+            EX_DATAERR,
+            &format!("message larger than max_message_size ({limit} bytes)"),
+        ),
+        Error::Read(e) => fail(EX_IOERR, &format!("reading the message: {e}")),
+        Error::Create(e) if e.kind() == io::ErrorKind::PermissionDenied => fail(
+            EX_NOPERM,
+            &format!(
+                "cannot write to {}: {e} (is picomta installed setgid picomta-drop? see scripts/install)",
+                drop_dir.display()
+            ),
+        ),
+        Error::Create(e) => fail(
+            EX_CANTCREAT,
+            &format!("cannot queue in {}: {e}", drop_dir.display()),
+        ),
+        Error::Write(e) if e.raw_os_error() == Some(libc::ENOSPC) => fail(
+            EX_TEMPFAIL,
+            &format!("cannot queue in {}: {e}", drop_dir.display()),
+        ),
+        Error::Write(e) => fail(
+            EX_IOERR,
+            &format!("cannot queue in {}: {e}", drop_dir.display()),
+        ),
+    }
+}
+
+fn fail(code: u8, why: &str) -> ExitCode {
+    eprintln!("sendmail: {why}");
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submitter() -> Submitter {
+        Submitter {
+            login: "cron".into(),
+            full_name: None,
+            domain: "host.test".into(),
+        }
+    }
+
+    #[test]
+    fn senders_and_recipients_are_qualified_and_checked() {
+        let s = submitter();
+        let mut args = Args::default();
+        assert_eq!(s.sender(&args).unwrap().to_string(), "cron@host.test");
+        args.sender = Some("<>".into());
+        assert_eq!(s.sender(&args).unwrap(), ReversePath::Null);
+        args.sender = Some("".into());
+        assert_eq!(s.sender(&args).unwrap(), ReversePath::Null);
+        args.sender = Some("<ops@x.test>".into());
+        assert_eq!(s.sender(&args).unwrap().to_string(), "ops@x.test");
+        args.sender = Some("bad address@".into());
+        assert!(s.sender(&args).is_err());
+        assert_eq!(recipient(&s, "root").unwrap().to_string(), "root@host.test");
+        assert_eq!(
+            recipient(&s, "Alice@Example.TEST").unwrap().to_string(),
+            "Alice@example.test"
+        );
+        assert!(recipient(&s, "a b@x").is_err());
+        assert!(recipient(&s, "@").is_err());
+    }
+
+    #[test]
+    fn passwd_lookup() {
+        let text = "root:x:0:0:root:/root:/bin/sh\nbad line\nalice:x:1000:1000:Alice Doe,,,:/home/a:/bin/sh\n";
+        assert_eq!(
+            passwd_entry(text, 1000),
+            Some(("alice".into(), "Alice Doe,,,".into()))
+        );
+        assert_eq!(passwd_entry(text, 0).unwrap().0, "root");
+        assert_eq!(passwd_entry(text, 5), None);
+    }
+}
