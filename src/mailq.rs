@@ -1,7 +1,8 @@
 //! `picomta mailq`: the queue as Postfix's `mailq` shows it, read straight
 //! from the spool (so it works whether or not the daemon runs): queue id,
 //! size, arrival time and sender, then each recipient still waiting, after
-//! the reason its last attempt was deferred.
+//! the reason its last attempt was deferred. Messages `sendmail` dropped and
+//! the daemon has not taken yet are listed too, marked as such.
 
 use std::fs::{self, File};
 use std::io;
@@ -9,6 +10,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
+use crate::queue::drop;
 use crate::queue::envelope::{Envelope, Outcome, State};
 use crate::queue::spool::read_head;
 use crate::smtp::address::ReversePath;
@@ -22,6 +24,8 @@ pub struct Entry {
     pub size: u64,
     pub envelope: Envelope,
     pub state: State,
+    /// In the drop directory, not yet taken into the queue by the daemon.
+    pub dropped: bool,
 }
 
 pub fn run(config: &Config) -> ExitCode {
@@ -49,18 +53,22 @@ pub fn run(config: &Config) -> ExitCode {
 /// is an empty queue; a file that cannot be parsed is skipped with a note
 /// on stderr.
 pub fn entries(spool: &Path) -> io::Result<Vec<Entry>> {
-    let dir = match fs::read_dir(spool.join("msg")) {
-        Ok(dir) => dir,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+    let mut ids = match fs::read_dir(spool.join("msg")) {
+        Ok(dir) => dir
+            .map(|item| Ok(item?.file_name().to_str().map(|id| (id.to_string(), false))))
+            .filter_map(io::Result::transpose)
+            .collect::<io::Result<Vec<_>>>()?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e),
     };
+    // The drop directory cannot be listed by every user that may read the
+    // queue (mode 1730); then only the queue proper is shown.
+    if let Ok(names) = drop::waiting(spool) {
+        ids.extend(names.into_iter().map(|name| (name, true)));
+    }
     let mut entries = Vec::new();
-    for item in dir {
-        let item = item?;
-        let Some(id) = item.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        match entry(spool, &id) {
+    for (id, dropped) in ids {
+        match entry(spool, &id, dropped) {
             Ok(Some(e)) => entries.push(e),
             // Delivered and removed while we looked.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -72,8 +80,13 @@ pub fn entries(spool: &Path) -> io::Result<Vec<Entry>> {
     Ok(entries)
 }
 
-fn entry(spool: &Path, id: &str) -> io::Result<Option<Entry>> {
-    let mut file = File::open(spool.join("msg").join(id))?;
+fn entry(spool: &Path, id: &str, dropped: bool) -> io::Result<Option<Entry>> {
+    let dir = if dropped {
+        drop::dir(spool)
+    } else {
+        spool.join("msg")
+    };
+    let mut file = File::open(dir.join(id))?;
     let total = file.metadata()?.len();
     let (envelope, offset) = match read_head(&mut file, total) {
         Ok(head) => head,
@@ -81,6 +94,7 @@ fn entry(spool: &Path, id: &str) -> io::Result<Option<Entry>> {
         Err(e) => return Err(e),
     };
     let state = match fs::read_to_string(spool.join("state").join(id)) {
+        _ if dropped => State::parse("", envelope.rcpts.len()),
         Ok(text) => State::parse(&text, envelope.rcpts.len()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => State::parse("", envelope.rcpts.len()),
         Err(e) => return Err(e),
@@ -90,6 +104,7 @@ fn entry(spool: &Path, id: &str) -> io::Result<Option<Entry>> {
         size: total.saturating_sub(offset as u64),
         envelope,
         state,
+        dropped,
     }))
 }
 
@@ -115,6 +130,9 @@ pub fn render(entries: &[Entry]) -> String {
             e.size,
             util::queue_time(e.envelope.arrival)
         );
+        if e.dropped {
+            let _ = writeln!(out, "{:>45}(waiting for the daemon to take it in)", "");
+        }
         for (index, rcpt) in e.envelope.rcpts.iter().enumerate() {
             match e.state.outcomes.get(index).and_then(Option::as_ref) {
                 Some(Outcome::Sent) | Some(Outcome::Bounced(_)) => continue,
@@ -175,6 +193,7 @@ mod tests {
             size: 2100,
             envelope,
             state,
+            dropped: false,
         };
         let bounce = Entry {
             id: "660F435C645C800".into(),
@@ -185,6 +204,7 @@ mod tests {
                 rcpts: vec![mb("cron", "router.example")],
             },
             state: State::parse("", 1),
+            dropped: false,
         };
         let text = render(&[entry, bounce]);
         let want = "\
