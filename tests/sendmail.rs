@@ -289,7 +289,7 @@ fn bs_is_an_smtp_session_on_stdin_and_stdout() {
     assert!(queued.starts_with("250 2.0.0 Ok: queued as "), "{queued}");
     say("QUIT\r\n");
     assert!(reply().starts_with("221"));
-    drop(say);
+    drop(stdin);
     let status = child.wait().unwrap();
     assert!(status.success());
     drop(watchdog);
