@@ -108,7 +108,8 @@ impl Durability {
     }
 }
 
-fn syncfs(on: &File) -> io::Result<()> {
+/// syncfs(2): flushes the whole file system `on` lives on.
+pub fn syncfs(on: &File) -> io::Result<()> {
     // SAFETY: syncfs only reads the descriptor, which `on` keeps open.
     if unsafe { libc::syncfs(on.as_raw_fd()) } == 0 {
         Ok(())

@@ -79,7 +79,15 @@ impl DropFile {
         self.file.get_ref().sync_all()?;
         fs::rename(self.temp_path(), self.dir.join(&self.name))?;
         self.committed = true;
-        util::fsync_dir(&self.dir)?;
+        match util::fsync_dir(&self.dir) {
+            // A submitter who may not read the directory (mode 1730) cannot
+            // open it to sync it; a sync of its file system makes the rename
+            // durable just the same.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                crate::durable::syncfs(self.file.get_ref())?
+            }
+            result => result?,
+        }
         Ok(std::mem::take(&mut self.name))
     }
 
