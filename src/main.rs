@@ -1,6 +1,7 @@
 //! picomta: argv dispatch to the subcommands (`serve`, `check`, `passwd`), option
 //! parsing with getopts, logger setup.
 
+mod account;
 mod auth;
 mod config;
 mod control;
@@ -148,7 +149,7 @@ fn run(check_only: bool, daemon: bool, config_path: &std::path::Path) -> ExitCod
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("fatal: {e}");
-            ExitCode::from(71)
+            ExitCode::from(e.exit_code())
         }
     }
 }
