@@ -222,7 +222,9 @@ fn root_binds_a_low_port_then_runs_and_delivers_as_nobody() {
     let got = common::mail::read_new(&maildir);
     assert_same_bytes(&got[0].message, &crlf_to_lf(&sent), "delivered");
 
-    // Everything in the spool and the Maildir is nobody's.
+    // Everything in the spool and the Maildir is nobody's (looked at once
+    // the message is done with, so no file moves meanwhile).
+    daemon.wait_log(": removed");
     let mut paths = files_under(&spool);
     paths.extend(dirs_under(&spool));
     paths.extend(files_under(&maildir));
