@@ -2,6 +2,7 @@
 //! `flush`, `mailq`, and `sendmail`, also by the name it is called by), option
 //! parsing with getopts, logger setup.
 
+mod account;
 mod auth;
 mod config;
 mod control;
@@ -168,7 +169,7 @@ fn run(check_only: bool, daemon: bool, config_path: &std::path::Path) -> ExitCod
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("fatal: {e}");
-            ExitCode::from(71)
+            ExitCode::from(e.exit_code())
         }
     }
 }

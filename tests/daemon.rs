@@ -29,10 +29,11 @@ fn detached_daemon_with_a_pid_file() {
         &format!(
             "hostname mx.test.example\nlisten 127.0.0.1:{port}\nspool {}\n\
              maildir {}/mail/{{user}}\nlocal_domains example.test\n\
-             users {}\ndns_servers 127.0.0.1:9\n",
+             users {}\ndns_servers 127.0.0.1:9\n{}",
             spool.display(),
             dir.path.display(),
-            dir.write("users", "alice\n").display()
+            dir.write("users", "alice\n").display(),
+            run_as_line()
         ),
     );
     let conf = conf.to_string_lossy().into_owned();

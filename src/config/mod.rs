@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::account::{self, RunAs};
 use crate::durable::SyncMethod;
 
 use values::*;
@@ -45,6 +46,14 @@ pub struct Config {
     /// `sender_login yes|no`: an authenticated user may only send from its own
     /// addresses. Default no.
     pub sender_login: bool,
+    /// `user NAME|UID`: who `serve` runs as once it has bound its listeners,
+    /// when started as root (where it is required). Default: not set.
+    pub user: Option<String>,
+    /// `group NAME|GID`. Default: the user's primary group.
+    pub group: Option<String>,
+    /// What `user` and `group` resolve to, from /etc/passwd and /etc/group
+    /// (`Config::load` resolves them; `Config::parse` leaves this `None`).
+    pub run_as: Option<RunAs>,
     /// `spool DIR`. Default `spool` (relative to the working directory).
     pub spool: PathBuf,
     /// `maildir TEMPLATE` containing `{user}` exactly once, e.g. `mail/{user}`.
@@ -133,7 +142,7 @@ const KEYS: &[&str] = &[
     "recipient_delimiter", "max_connections", "max_message_size", "max_recipients",
     "max_errors", "max_queue_messages", "min_free_space", "command_timeout", "data_timeout",
     "retry_min", "retry_max", "sync_method", "tls_cert", "tls_key", "passwords",
-    "relay_networks", "plaintext_auth_on_loopback", "sender_login",
+    "relay_networks", "plaintext_auth_on_loopback", "sender_login", "user", "group",
 ];
 
 /// Keys that may appear on several lines, each line adding to the list.
@@ -152,9 +161,37 @@ pub(crate) const MIB: u64 = 1024 * KIB;
 pub(crate) const GIB: u64 = 1024 * MIB;
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file, and resolves `user` and `group`
+    /// whenever they are set (not only when running as root), so `check`
+    /// catches a misspelt name.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        Config::parse(path, &read_text(path)?)
+        let mut config = Config::parse(path, &read_text(path)?)?;
+        config.resolve_accounts(&|p| std::fs::read_to_string(p))?;
+        Ok(config)
+    }
+
+    /// Resolves `user` and `group` into `run_as`, reading the account files
+    /// through `read`; errors name the key's line.
+    pub fn resolve_accounts(
+        &mut self,
+        read: &dyn Fn(&Path) -> std::io::Result<String>,
+    ) -> Result<(), ConfigError> {
+        let Some(user) = &self.user else {
+            return Ok(());
+        };
+        match account::resolve(user, self.group.as_deref(), read) {
+            Ok(run_as) => {
+                self.run_as = Some(run_as);
+                Ok(())
+            }
+            Err(p) => Err(self.error_at(
+                match p.key {
+                    account::Key::User => "user",
+                    account::Key::Group => "group",
+                },
+                p.message,
+            )),
+        }
     }
 
     /// Parses config text; `path` is only used in error messages.
@@ -169,6 +206,9 @@ impl Config {
             relay_networks: Vec::new(),
             plaintext_auth_on_loopback: false,
             sender_login: false,
+            user: None,
+            group: None,
+            run_as: None,
             spool: PathBuf::from("spool"),
             maildir: "mail/{user}/Maildir".to_string(),
             local_domains: Vec::new(),
@@ -281,6 +321,8 @@ impl Config {
                 self.hostname = domain(value).ok_or(format!("bad host name '{value}'"))?
             }
             "spool" => self.spool = PathBuf::from(value),
+            "user" => self.user = Some(value.to_string()),
+            "group" => self.group = Some(value.to_string()),
             "maildir" if value.matches("{user}").count() != 1 => {
                 return Err(format!(
                     "maildir template '{value}' must contain {{user}} exactly once"
@@ -348,9 +390,13 @@ impl Config {
         }
     }
 
-    /// Cross-key rules: TLS needs both files; submission ports need a way to
-    /// authenticate. Reported at the line that cannot be served.
+    /// Cross-key rules: `group` needs `user`; TLS needs both files;
+    /// submission ports need a way to authenticate. Reported at the line
+    /// that cannot be served.
     fn check_listeners(&self) -> Result<(), ConfigError> {
+        if self.group.is_some() && self.user.is_none() {
+            return Err(self.error_at("group", "group needs user"));
+        }
         if self.outbound.relayhost_auth.is_some() && self.outbound.relayhost.is_none() {
             return Err(self.error_at("relayhost_auth", "relayhost_auth needs relayhost"));
         }
@@ -441,6 +487,21 @@ impl Config {
         line("hostname", &self.hostname);
         for l in &self.listen {
             line("listen", l);
+        }
+        // The ids they resolved to, as a comment (which parses back to nothing).
+        match (&self.user, &self.run_as) {
+            (Some(user), Some(r)) => line("user", &format_args!("{user} # uid {}", r.uid)),
+            (Some(user), None) => line("user", user),
+            (None, _) => line("#", &"user (not set)"),
+        }
+        match (&self.group, &self.run_as) {
+            (Some(group), Some(r)) => line("group", &format_args!("{group} # gid {}", r.gid)),
+            (Some(group), None) => line("group", group),
+            (None, Some(r)) => line(
+                "#",
+                &format_args!("group (not set: the user's primary group, gid {})", r.gid),
+            ),
+            (None, None) => line("#", &"group (not set: the user's primary group)"),
         }
         line("spool", &self.spool.display());
         line("maildir", &self.maildir);

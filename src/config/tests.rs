@@ -18,6 +18,7 @@ fn defaults() {
     };
     let want = format!(
         "# picomta effective settings\nhostname {host}\nlisten 127.0.0.1:2525 smtp\n\
+         # user (not set)\n# group (not set: the user's primary group)\n\
          spool spool\nmaildir mail/{{user}}/Maildir\nlocal_domains {domains}\n\
          recipient_delimiter +\nmax_connections 100\nmax_message_size 25M\n\
          max_recipients 100\nmax_errors 10\nmax_queue_messages 10000\n\
@@ -110,6 +111,10 @@ const ERRORS: &str = "
     recipient_delimiter a             => 1: bad recipient_delimiter 'a'
     recipient_delimiter @             => 1: bad recipient_delimiter '@'
     recipient_delimiter #             => 1: missing value for 'recipient_delimiter'
+    user                              => 1: missing value for 'user'
+    user a b                          => 1: 'user' takes one value, not 2
+    user a;user b                     => 2: duplicate key 'user' (first set on line 1)
+    spool s;group mail                => 2: group needs user
 ";
 
 #[test]
@@ -222,7 +227,7 @@ fn outbound_settings() {
 #[test]
 fn render_round_trips() {
     let full = "hostname mx.example\nlisten 127.0.0.1:2525 smtp\nlisten [::1]:2587 submission\n\
-        listen 0.0.0.0:465 smtps\n\
+        listen 0.0.0.0:465 smtps\nuser picomta\ngroup mail\n\
         spool /var/spool/picomta\nmaildir /home/{user}/Maildir\n\
         local_domains example.org example.net\nrecipient_delimiter none\n\
         max_connections 7\nmax_message_size 1000\nmax_recipients 3\nmax_errors 4\n\
@@ -282,5 +287,75 @@ fn example_config_parses() {
             text.contains(&format!("\n# {key} ")),
             "{key} is not documented"
         );
+    }
+}
+
+#[test]
+fn user_and_group_resolve_and_errors_name_their_line() {
+    let read = |path: &Path| -> std::io::Result<String> {
+        match path.to_str() {
+            Some("/etc/passwd") => Ok("root:x:0:0::/root:/bin/sh\nmta:x:105:107::/:\n".into()),
+            Some("/etc/group") => Ok("root:x:0:\nmail:x:8:\n".into()),
+            _ => Err(std::io::ErrorKind::NotFound.into()),
+        }
+    };
+    let resolved = |text: &str| {
+        let mut c = parse(text)?;
+        c.resolve_accounts(&read).map(|()| c)
+    };
+    let c = resolved("hostname a.example\nuser mta\n").expect("ok");
+    assert_eq!(
+        c.run_as,
+        Some(RunAs {
+            name: "mta".into(),
+            uid: 105,
+            gid: 107
+        })
+    );
+    let rendered = c.render();
+    assert!(
+        rendered.contains(
+            "\nuser mta # uid 105\n# group (not set: the user's primary group, gid 107)\n"
+        ),
+        "{rendered}"
+    );
+    // The ids are comments: check's output still means the same.
+    assert_eq!(resolved(&rendered).expect("parses").render(), rendered);
+    let c = resolved("user 105\ngroup mail\n").expect("ok");
+    assert_eq!(
+        c.run_as.as_ref().map(|r| (r.name.as_str(), r.gid)),
+        Some(("mta", 8))
+    );
+    assert!(c
+        .render()
+        .contains("\nuser 105 # uid 105\ngroup mail # gid 8\n"));
+    // Unset, nothing is read and nothing resolved.
+    let c = resolved("spool s\n").expect("ok");
+    assert_eq!(c.run_as, None);
+
+    for (text, line, message) in [
+        (
+            "spool s\nuser nobody",
+            2,
+            "unknown user \"nobody\" (not in /etc/passwd)",
+        ),
+        (
+            "user mta\n#\ngroup staff",
+            3,
+            "unknown group \"staff\" (not in /etc/group)",
+        ),
+        (
+            "user root",
+            1,
+            "user root is uid 0: picomta will not handle mail as root",
+        ),
+        ("user 0\ngroup 8", 1, "will not handle mail as root"),
+        ("user mta\ngroup root", 2, "group root is gid 0"),
+        ("spool s\nuser 4000", 2, "user 4000 is not in /etc/passwd"),
+    ] {
+        let e = resolved(text).expect_err(text);
+        assert_eq!(e.line, line, "{text}: {e}");
+        assert!(e.message.contains(message), "{text}: {e}");
+        assert_eq!(e.to_string(), format!("t.conf:{line}: {}", e.message));
     }
 }

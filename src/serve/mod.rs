@@ -154,7 +154,50 @@ impl Loaded {
     }
 }
 
-pub fn run(loaded: Loaded, daemon: bool) -> io::Result<()> {
+/// Why `serve` stopped before serving, with the exit status that says so
+/// (sysexits.h).
+#[derive(Debug)]
+pub enum Fatal {
+    /// EX_CONFIG: the config cannot be served as it is (root without `user`).
+    Config(crate::config::ConfigError),
+    /// EX_CANTCREAT: the spool cannot be handed to the mail user.
+    Spool(String),
+    /// EX_OSERR: a system call failed, the privilege drop among them.
+    Io(io::Error),
+}
+
+impl Fatal {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Fatal::Config(_) => crate::config::EX_CONFIG as u8,
+            Fatal::Spool(_) => 73,
+            Fatal::Io(_) => 71,
+        }
+    }
+}
+
+impl std::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fatal::Config(e) => e.fmt(f),
+            Fatal::Spool(e) => f.write_str(e),
+            Fatal::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<io::Error> for Fatal {
+    fn from(e: io::Error) -> Fatal {
+        Fatal::Io(e)
+    }
+}
+
+/// Runs the server. Started as root, it binds the listeners (ports below
+/// 1024), hands the spool to the mail user and becomes that user before
+/// anything else: the spool, the control socket, every message and Maildir
+/// file are then made by the mail user, and nothing a client sends is ever
+/// handled with root's rights.
+pub fn run(loaded: Loaded, daemon: bool) -> Result<(), Fatal> {
     let Loaded {
         config,
         router,
@@ -167,16 +210,7 @@ pub fn run(loaded: Loaded, daemon: bool) -> io::Result<()> {
         env!("CARGO_PKG_VERSION"),
         config.path.display()
     );
-    let mut spool =
-        Spool::open(&config.spool).map_err(|e| context(e, "spool", &config.spool.display()))?;
-    let mut schedule = Schedule::default();
-    let recovered = spool.recover()?;
-    if !recovered.is_empty() {
-        log::info!("queue: {} messages resumed from the spool", recovered.len());
-    }
-    for id in recovered {
-        schedule.add(id, false);
-    }
+    let run_as = crate::daemon::plan(&config).map_err(Fatal::Config)?;
     let reactor = Reactor::new()?;
     let mut owners = Slab::new();
     for (index, l) in config.listen.iter().enumerate() {
@@ -188,6 +222,20 @@ pub fn run(loaded: Loaded, daemon: bool) -> io::Result<()> {
                 .register(listener, token, Interest::READABLE)?;
         }
         log::info!("listening on {l}");
+    }
+    if let Some(run_as) = &run_as {
+        crate::daemon::prepare_spool(&config.spool, run_as).map_err(Fatal::Spool)?;
+        crate::daemon::drop_privileges(run_as)?;
+    }
+    let mut spool =
+        Spool::open(&config.spool).map_err(|e| context(e, "spool", &config.spool.display()))?;
+    let mut schedule = Schedule::default();
+    let recovered = spool.recover()?;
+    if !recovered.is_empty() {
+        log::info!("queue: {} messages resumed from the spool", recovered.len());
+    }
+    for id in recovered {
+        schedule.add(id, false);
     }
     match &passwords {
         Some(p) if p.is_empty() => log::warn!("the passwords file has no users: AUTH always fails"),
@@ -246,7 +294,7 @@ pub fn run(loaded: Loaded, daemon: bool) -> io::Result<()> {
     if daemon {
         crate::daemon::remove_pid_file(&pid_file);
     }
-    result
+    result.map_err(Fatal::from)
 }
 
 fn context(e: io::Error, what: &str, value: &dyn std::fmt::Display) -> io::Error {
@@ -428,10 +476,11 @@ impl Server {
         Instant::now() >= deadline || (!waiting && self.commits.is_empty())
     }
 
-    /// SIGHUP: the config and the files it names are read again; sessions
-    /// already open keep the settings they started with. A broken set is
-    /// logged and the old one kept. Listeners and the spool stay as they are
-    /// (changing them needs a restart).
+    /// SIGHUP: the config and the files it names are read again (as the mail
+    /// user, after a privilege drop); sessions already open keep the
+    /// settings they started with. A broken set is logged and the old one
+    /// kept. Listeners, the spool and the user stay as they are (changing
+    /// them needs a restart).
     fn reload(&mut self) {
         let path = self.config.path.clone();
         let mut new = match Loaded::load(&path) {
@@ -441,10 +490,31 @@ impl Server {
                 return;
             }
         };
-        if new.config.listen != self.config.listen || new.config.spool != self.config.spool {
-            log::warn!("reload: listen and spool changes take effect at the next start");
-            new.config.listen = self.config.listen.clone();
-            new.config.spool = self.config.spool.clone();
+        // What the process set up at start (sockets, the spool, its own
+        // ids: after the drop it could not change them anyway) stays.
+        let old = &self.config;
+        let mut kept = Vec::new();
+        if new.config.listen != old.listen {
+            kept.push("listen");
+            new.config.listen = old.listen.clone();
+        }
+        if new.config.spool != old.spool {
+            kept.push("spool");
+            new.config.spool = old.spool.clone();
+        }
+        if (&new.config.user, &new.config.group, &new.config.run_as)
+            != (&old.user, &old.group, &old.run_as)
+        {
+            kept.push("user/group");
+            new.config.user = old.user.clone();
+            new.config.group = old.group.clone();
+            new.config.run_as = old.run_as.clone();
+        }
+        if !kept.is_empty() {
+            log::warn!(
+                "reload: {} changes take effect at the next start",
+                kept.join(", ")
+            );
         }
         self.config = new.config;
         self.router = new.router;

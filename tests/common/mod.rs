@@ -8,6 +8,10 @@
 //! Everything waits with a bound (`TIMEOUT`), so a broken server fails a test
 //! instead of hanging the suite. On failure the server's log is printed and the
 //! test directory is kept for inspection.
+//!
+//! Run as root (as in CI containers), the servers are configured with
+//! `user nobody`, which picomta then requires, and the spool and mail root are
+//! given to nobody: every test then also runs the privilege drop.
 
 // Each test file uses its own subset of the harness.
 #![allow(dead_code, unused_imports)]
@@ -60,6 +64,12 @@ impl TestDir {
         ));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path).expect("create test dir");
+        if is_root() {
+            // Whatever root's umask, a server that dropped to nobody must
+            // reach the files in here (and read them again on SIGHUP).
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod test dir");
+        }
         TestDir { path }
     }
 
@@ -78,6 +88,44 @@ impl Drop for TestDir {
         } else {
             let _ = fs::remove_dir_all(&self.path);
         }
+    }
+}
+
+/// Whether the tests run as root, where `picomta serve` needs a `user`.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The uid and primary gid of `nobody`, from /etc/passwd: the account test
+/// servers drop to when the tests run as root.
+pub fn nobody() -> (u32, u32) {
+    let passwd = fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<&str>>())
+        .find(|f| f.len() >= 4 && f[0] == "nobody")
+        .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+        .expect("a nobody entry in /etc/passwd")
+}
+
+/// The config line a test server needs to start as root (`user nobody`),
+/// or nothing when the tests do not run as root.
+pub fn run_as_line() -> &'static str {
+    if is_root() {
+        "user nobody\n"
+    } else {
+        ""
+    }
+}
+
+/// Gives `path` to nobody when the tests run as root, so a server that
+/// dropped to nobody may write there; does nothing otherwise.
+pub fn chown_for_server(path: &Path) {
+    if is_root() {
+        let (uid, gid) = nobody();
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
     }
 }
 
@@ -193,6 +241,12 @@ impl Setup {
         let spool = dir.path.join("spool");
         fs::create_dir_all(&spool).expect("create spool");
         fs::create_dir_all(dir.path.join("mail")).expect("create mail root");
+        // A test that sets its own user prepares the directories for it.
+        let own_user = self.extra.iter().any(|l| l.starts_with("user "));
+        if !own_user {
+            chown_for_server(&spool);
+            chown_for_server(&dir.path.join("mail"));
+        }
         let users = dir.write("users", &(self.users.join("\n") + "\n"));
         let aliases = dir.write("aliases", &self.aliases);
         let mut conf = format!(
@@ -239,6 +293,9 @@ impl Setup {
         // loopback port where nothing listens.
         if !self.extra.iter().any(|l| l.starts_with("dns_servers ")) {
             conf.push_str("dns_servers 127.0.0.1:9\n");
+        }
+        if !own_user {
+            conf.push_str(run_as_line());
         }
         let dir_s = dir.path.display().to_string();
         for line in &self.extra {
