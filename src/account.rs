@@ -18,6 +18,9 @@ pub struct User {
     pub uid: u32,
     /// The primary group.
     pub gid: u32,
+    /// The comment field; its first comma-separated part is the full name
+    /// (for `sendmail`'s From header).
+    pub gecos: String,
 }
 
 /// One line of /etc/group: `name:password:gid:members`.
@@ -61,6 +64,7 @@ pub fn users(text: &str) -> impl Iterator<Item = User> + '_ {
             name: name.to_string(),
             uid: number(uid)?,
             gid: number(gid)?,
+            gecos: fields.get(4).copied().unwrap_or_default().to_string(),
         })
     })
 }
@@ -248,7 +252,9 @@ mod tests {
         // CRLF files and lines without the trailing fields still parse.
         let u: Vec<User> = users("mta:x:5:6\r\n").collect();
         assert_eq!(u.len(), 1);
-        assert_eq!((u[0].uid, u[0].gid), (5, 6));
+        assert_eq!((u[0].uid, u[0].gid, u[0].gecos.as_str()), (5, 6, ""));
+        let u: Vec<User> = users("al:x:7:7:Al Doe,,,:/home/al:/bin/sh\n").collect();
+        assert_eq!(u[0].gecos, "Al Doe,,,");
     }
 
     #[test]

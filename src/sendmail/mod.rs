@@ -102,11 +102,11 @@ impl Submitter {
     fn of_caller(args: &Args, config: &Config) -> Submitter {
         // SAFETY: getuid cannot fail.
         let uid = unsafe { libc::getuid() };
-        let entry = std::fs::read_to_string("/etc/passwd")
+        let entry = std::fs::read_to_string(crate::account::PASSWD)
             .ok()
-            .and_then(|text| passwd_entry(&text, uid));
+            .and_then(|text| crate::account::users(&text).find(|u| u.uid == uid));
         let (login, gecos) = match entry {
-            Some((name, gecos)) => (name, gecos),
+            Some(user) => (user.name, user.gecos),
             // No passwd entry (a container, a chroot): still send the mail.
             None => (
                 std::env::var("LOGNAME")
@@ -167,15 +167,6 @@ pub fn recipient(submitter: &Submitter, written: &str) -> Result<Mailbox, String
     let address = submitter.qualify(written);
     parse_forward_path(&format!("<{address}>"), true)
         .map_err(|_| format!("bad recipient address <{written}>"))
-}
-
-/// The login name and GECOS field of `uid` in passwd-format `text`.
-fn passwd_entry(text: &str, uid: u32) -> Option<(String, String)> {
-    text.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(':').collect();
-        (fields.len() >= 5 && fields[2].parse() == Ok(uid))
-            .then(|| (fields[0].to_string(), fields[4].to_string()))
-    })
 }
 
 /// Gives up the setgid group for good.
@@ -354,16 +345,5 @@ mod tests {
         );
         assert!(recipient(&s, "a b@x").is_err());
         assert!(recipient(&s, "@").is_err());
-    }
-
-    #[test]
-    fn passwd_lookup() {
-        let text = "root:x:0:0:root:/root:/bin/sh\nbad line\nalice:x:1000:1000:Alice Doe,,,:/home/a:/bin/sh\n";
-        assert_eq!(
-            passwd_entry(text, 1000),
-            Some(("alice".into(), "Alice Doe,,,".into()))
-        );
-        assert_eq!(passwd_entry(text, 0).unwrap().0, "root");
-        assert_eq!(passwd_entry(text, 5), None);
     }
 }
