@@ -17,8 +17,18 @@ use common::*;
 /// Runs `program ARGS` with `input` on stdin; (exit code, stdout, stderr).
 /// Bounded by `TIMEOUT`.
 fn run_with_input(program: &Path, args: &[&str], input: &[u8]) -> (Option<i32>, String, String) {
-    let mut child = Command::new(program)
-        .args(args)
+    let mut command = Command::new(program);
+    command.args(args);
+    run_command(command, input)
+}
+
+/// Runs `command` with `input` on stdin; (exit code, stdout, stderr).
+fn run_command(mut command: Command, input: &[u8]) -> (Option<i32>, String, String) {
+    let args: Vec<String> = command
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -379,4 +389,73 @@ fn links_named_sendmail_mailq_and_newaliases() {
     let (code, _, err) = run_with_input(&dir.join("newaliases"), &["-C", &conf], b"");
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("SIGHUP"), "{err}");
+}
+
+/// The permission model end to end (needs root to set it up): the daemon
+/// runs as nobody; the drop directory is mode 1730, group DROP_GID; a copy
+/// of the binary is setgid DROP_GID. A local user (SUBMITTER, in no group)
+/// can submit through it but cannot list the drop directory; the trace
+/// names the user's uid. A config the user owns does not get the group.
+#[test]
+fn a_local_user_submits_through_the_setgid_binary() {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    const DROP_GID: u32 = 4242;
+    const SUBMITTER: u32 = 4243;
+    if !is_root() {
+        eprintln!("skipped: setting up a setgid binary and another user needs root");
+        return;
+    }
+    let server = Setup::new("sendmail-setgid").start();
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let dir = server.dir.path.clone();
+    mode(&dir, 0o755);
+    mode(&server.config, 0o644);
+    let drop_dir = server.spool().join("drop");
+    chown(&drop_dir, Some(nobody().0), Some(DROP_GID)).unwrap();
+    mode(&drop_dir, 0o1730);
+    let bin = dir.join("sendmail");
+    std::fs::copy(binary(), &bin).unwrap();
+    chown(&bin, Some(0), Some(DROP_GID)).unwrap();
+    mode(&bin, 0o2755);
+    let conf = server.config.to_string_lossy().into_owned();
+    let as_submitter = |program: &Path, args: &[&str]| {
+        let mut c = Command::new(program);
+        c.args(args).uid(SUBMITTER).gid(SUBMITTER).current_dir("/");
+        c
+    };
+
+    let (code, _, err) = run_command(
+        as_submitter(&bin, &["-C", &conf, "alice"]),
+        b"Subject: from a user\n\nhello\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let got = server.wait_mail("alice", 1);
+    let text = String::from_utf8_lossy(&got[0].raw);
+    assert!(
+        text.contains(&format!("(picomta, from userid {SUBMITTER})")),
+        "{text}"
+    );
+    let listing = as_submitter(Path::new("ls"), &[&drop_dir.to_string_lossy()])
+        .output()
+        .unwrap();
+    assert!(
+        !listing.status.success(),
+        "the drop directory is not listable"
+    );
+
+    // A config of the user's own: used without the group, so the drop
+    // directory stays shut.
+    let own = dir.join("own.conf");
+    std::fs::copy(&server.config, &own).unwrap();
+    chown(&own, Some(SUBMITTER), Some(SUBMITTER)).unwrap();
+    let (code, _, err) = run_command(
+        as_submitter(&bin, &["-C", &own.to_string_lossy(), "bob"]),
+        b"Subject: x\n\nx\n",
+    );
+    assert_eq!(code, Some(77), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    server.assert_no_mail("bob");
 }

@@ -60,11 +60,16 @@ pub fn run(mode: Option<Mode>, argv: &[String]) -> ExitCode {
         .config
         .clone()
         .or_else(|| std::env::var_os("PICOMTA_CONFIG").map(PathBuf::from));
-    // A setgid binary reads a config the caller chose with the caller's own
-    // rights, so the group cannot be used to read or write elsewhere. Only
-    // submitting mail needs the group, and only for the drop directory.
+    // Only submitting mail needs the setgid group, and only for the drop
+    // directory. A config the caller chose keeps it only if root owns the
+    // file (root put it there for this); any other is used with the caller's
+    // own rights, so the group cannot be aimed at a spool of the caller's
+    // making (Postfix's postdrop has the same rule for `-C`).
     let needs_group = matches!(args.mode, Mode::Message | Mode::Smtp | Mode::Flush);
-    if chosen.is_some() || !needs_group {
+    let trusted = chosen.as_ref().is_none_or(|path| {
+        std::fs::metadata(path).is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+    });
+    if !needs_group || !trusted {
         drop_setgid();
     }
     let config_path = chosen.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
