@@ -1,9 +1,10 @@
 //! Authentication, without any I/O of its own: the `passwords` file (`user:hash`
-//! lines, SHA-crypt hashes checked and verified with the `sha-crypt` crate) and
+//! lines, SHA-crypt hashes checked here and verified by `sha_crypt`) and
 //! making new hashes. The SASL exchanges of AUTH are in `sasl`, the per-client
 //! failure counts that slow down guessing in `throttle`.
 
 mod sasl;
+mod sha_crypt;
 mod throttle;
 
 pub use sasl::{encode_base64, Mechanism, SaslError, SaslExchange, SaslStep};
@@ -14,8 +15,6 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 
-use sha_crypt::{PasswordHasher, PasswordVerifier, ShaCrypt};
-
 use crate::config::ConfigError;
 
 /// The most SHA-crypt rounds a stored hash may ask for. A login computes the hash on
@@ -25,7 +24,7 @@ use crate::config::ConfigError;
 pub const MAX_ROUNDS: u64 = 1_000_000;
 
 /// The fewest rounds crypt(3) ever writes (it raises smaller requests to this), and the
-/// fewest `sha-crypt` reads as a rounds field.
+/// fewest a hash may ask for.
 const MIN_ROUNDS: u64 = 1_000;
 
 /// The longest user name accepted, in bytes: names end up in log lines and replies.
@@ -101,13 +100,12 @@ impl Passwords {
     /// True if the password matches. For an unknown user, still spends one hash
     /// computation (a fixed dummy $6$ hash) so timing does not reveal which users exist.
     pub fn verify(&self, user: &str, password: &[u8]) -> bool {
-        let verifier = ShaCrypt::default();
         match self.users.get(user) {
-            Some(hash) => verifier.verify_password(password, hash.as_str()).is_ok(),
+            Some(hash) => sha_crypt::verify(password, hash),
             None => {
                 // black_box: the result is unused, and the work must not be optimized away.
-                let outcome = verifier.verify_password(std::hint::black_box(password), DUMMY_HASH);
-                std::hint::black_box(outcome.is_ok());
+                let outcome = sha_crypt::verify(std::hint::black_box(password), DUMMY_HASH);
+                std::hint::black_box(outcome);
                 false
             }
         }
@@ -148,7 +146,7 @@ pub fn user_name_problem(name: &str) -> Option<&'static str> {
 }
 
 /// Checks that `hash` is a SHA-crypt hash that crypt(3) could have written and that
-/// `sha-crypt` reads the same way: `$6$` (or `$5$`), an optional `rounds=N$` with
+/// `sha_crypt` reads the same way: `$6$` (or `$5$`), an optional `rounds=N$` with
 /// 1000 <= N <= [`MAX_ROUNDS`], a salt of 1 to 16 characters, and the digest in
 /// crypt's base64 (86 characters for `$6$`, 43 for `$5$`). The error never quotes
 /// the hash.
@@ -223,7 +221,7 @@ fn check_hash(hash: &str) -> Result<(), String> {
     if salt.starts_with("rounds=") {
         return Err(malformed("rounds=N without a salt"));
     }
-    // The characters `sha-crypt` accepts in a field; crypt(3) itself writes only [./0-9A-Za-z].
+    // The characters crypt(3) accepts in a salt; it writes only [./0-9A-Za-z] itself.
     let salt_char = |b: u8| b.is_ascii_alphanumeric() || b"./+=,-".contains(&b);
     if !salt.bytes().all(salt_char) {
         return Err(malformed("unexpected character in the salt"));
@@ -293,18 +291,14 @@ pub fn hash_password(password: &[u8]) -> io::Result<String> {
 }
 
 /// The SHA-512-crypt hash of `password` with the salt whose crypt-base64 form is 16
-/// characters (12 bytes).
+/// characters (12 bytes), with the default rounds left implicit as crypt(3) does.
 fn hash_with_salt(password: &[u8], salt: &[u8; 12]) -> io::Result<String> {
-    let hash = ShaCrypt::default()
-        .hash_password_with_salt(password, salt)
-        .map_err(|e| io::Error::other(format!("SHA-512-crypt: {e}")))?;
-    let hash = String::from(hash);
-    // sha-crypt always writes the rounds field; crypt(3) leaves the default implicit,
-    // and the digest does not depend on whether the field is written.
-    Ok(match hash.strip_prefix("$6$rounds=5000$") {
-        Some(rest) => format!("$6${rest}"),
-        None => hash,
-    })
+    Ok(sha_crypt::hash(
+        sha_crypt::Variant::Sha512,
+        password,
+        &sha_crypt::salt_from(salt),
+        None,
+    ))
 }
 
 #[cfg(test)]
