@@ -409,7 +409,7 @@ impl Host for SpoolHost<'_, '_> {
 }
 
 /// The spool's free space, asked of the file system at most once a second:
-/// a burst of MAIL commands costs one statvfs, not one each.
+/// a burst of MAIL commands costs one statfs, not one each.
 #[derive(Debug)]
 pub struct SpaceCheck {
     checked: Option<Instant>,
@@ -449,10 +449,17 @@ fn free_space(path: &Path) -> io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: statvfs writes into the zeroed struct we own; the path is a valid C string.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c_path.as_ptr(), &mut st) } != 0 {
+    // statfs, not statvfs: glibc's statvfs may also read /proc/mounts for
+    // mount flags, which are of no use here.
+    // SAFETY: statfs writes into the zeroed struct we own; the path is a valid C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c_path.as_ptr(), &mut st) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+    let block = if st.f_frsize > 0 {
+        st.f_frsize
+    } else {
+        st.f_bsize
+    };
+    Ok(st.f_bavail as u64 * block as u64)
 }

@@ -260,10 +260,18 @@ fn additions(config: &Config, submitter: &Submitter, sender: &ReversePath) -> he
     }
 }
 
-/// Removes repeated recipients, keeping the first of each.
+/// Removes repeated recipients, keeping the first of each. Quadratic, but
+/// a message's recipients are few, and a hash set would cost the static
+/// binary kilobytes.
 fn dedup(rcpts: &mut Vec<Mailbox>) {
-    let mut seen = std::collections::HashSet::new();
-    rcpts.retain(|r| seen.insert(r.clone()));
+    let mut kept = 0;
+    for i in 0..rcpts.len() {
+        if !rcpts[..kept].contains(&rcpts[i]) {
+            rcpts.swap(kept, i);
+            kept += 1;
+        }
+    }
+    rcpts.truncate(kept);
 }
 
 /// Tells the daemon a message waits, unless `-odq` asked it to wait for the
@@ -328,6 +336,17 @@ mod tests {
             full_name: None,
             domain: "host.test".into(),
         }
+    }
+
+    #[test]
+    fn repeated_recipients_are_dropped_in_order() {
+        let mb = |l: &str| Mailbox {
+            local: l.into(),
+            domain: "x.test".into(),
+        };
+        let mut r = vec![mb("a"), mb("b"), mb("a"), mb("c"), mb("b")];
+        dedup(&mut r);
+        assert_eq!(r, [mb("a"), mb("b"), mb("c")]);
     }
 
     #[test]
