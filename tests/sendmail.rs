@@ -161,6 +161,15 @@ fn a_running_daemon_takes_the_message_at_once_and_odq_waits_for_q() {
     // arrives within the harness's 10 s only because sendmail told it.
     server.wait_mail("bob", 1);
 
+    // -bm (the default mode), -odi and -odb all tell the daemon at once.
+    for flags in [&["-bm"][..], &["-odi"], &["-odb"]] {
+        let mut args = flags.to_vec();
+        args.push("dave");
+        let (code, _, err) = sendmail(&server, &args, "Subject: now too\n\nz\n");
+        assert_eq!(code, Some(0), "{flags:?}: {err}");
+    }
+    server.wait_mail("dave", 3);
+
     let (code, _, err) = sendmail(&server, &["-odq", "carol"], "Subject: later\n\ny\n");
     assert_eq!(code, Some(0), "{err}");
     thread::sleep(Duration::from_millis(1500));
