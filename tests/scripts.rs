@@ -9,7 +9,6 @@
 mod common;
 
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -50,40 +49,8 @@ impl Run {
 /// Runs `cmd` with its output collected, killing it (and failing the test)
 /// after `SCRIPT_TIMEOUT`.
 fn run(cmd: &mut Command) -> Run {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let collect = |r: Option<Box<dyn Read + Send>>| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = collect(child.stdout.take().map(|s| Box::new(s) as _));
-    let err = collect(child.stderr.take().map(|s| Box::new(s) as _));
-    let deadline = Instant::now() + SCRIPT_TIMEOUT;
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} still running after {SCRIPT_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        code: status.code(),
-        out: out.join().unwrap_or_default(),
-        err: err.join().unwrap_or_default(),
-    }
+    let (code, out, err) = run_command(cmd, None, SCRIPT_TIMEOUT);
+    Run { code, out, err }
 }
 
 fn mode(path: &Path) -> u32 {

@@ -6,69 +6,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
 /// Runs `program ARGS` with `input` on stdin; (exit code, stdout, stderr).
-/// Bounded by `TIMEOUT`.
 fn run_with_input(program: &Path, args: &[&str], input: &[u8]) -> (Option<i32>, String, String) {
-    let mut command = Command::new(program);
-    command.args(args);
-    run_command(command, input)
-}
-
-/// Runs `command` with `input` on stdin; (exit code, stdout, stderr).
-fn run_command(mut command: Command, input: &[u8]) -> (Option<i32>, String, String) {
-    let args: Vec<String> = command
-        .get_args()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run sendmail");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("sendmail {args:?} still running after {TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let _ = writer.join();
-    (
-        status.code(),
-        reader.join().unwrap_or_default(),
-        err_reader.join().unwrap_or_default(),
-    )
+    run_command(Command::new(program).args(args), Some(input), TIMEOUT)
 }
 
 /// `picomta sendmail -C CONFIG ARGS` with `input`.
@@ -437,8 +385,9 @@ fn a_local_user_submits_through_the_setgid_binary() {
     };
 
     let (code, _, err) = run_command(
-        as_submitter(&bin, &["-C", &conf, "alice"]),
-        b"Subject: from a user\n\nhello\n",
+        &mut as_submitter(&bin, &["-C", &conf, "alice"]),
+        Some(b"Subject: from a user\n\nhello\n"),
+        TIMEOUT,
     );
     assert_eq!(code, Some(0), "{err}");
     let got = server.wait_mail("alice", 1);
@@ -461,8 +410,9 @@ fn a_local_user_submits_through_the_setgid_binary() {
     std::fs::copy(&server.config, &own).unwrap();
     chown(&own, Some(SUBMITTER), Some(SUBMITTER)).unwrap();
     let (code, _, err) = run_command(
-        as_submitter(&bin, &["-C", &own.to_string_lossy(), "bob"]),
-        b"Subject: x\n\nx\n",
+        &mut as_submitter(&bin, &["-C", &own.to_string_lossy(), "bob"]),
+        Some(b"Subject: x\n\nx\n"),
+        TIMEOUT,
     );
     assert_eq!(code, Some(77), "{err}");
     assert!(err.contains("Permission denied"), "{err}");

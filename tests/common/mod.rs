@@ -583,13 +583,34 @@ impl Drop for Server {
 /// child still running after `TIMEOUT` (say, `serve` that wrongly accepted a
 /// bad config) is killed and the test fails.
 pub fn run_binary(args: &[&str]) -> (Option<i32>, String, String) {
-    let mut child = Command::new(binary())
-        .args(args)
-        .stdin(Stdio::null())
+    run_command(Command::new(binary()).args(args), None, TIMEOUT)
+}
+
+/// Runs `command` with `input` on its stdin (None: /dev/null) and returns
+/// (exit code, stdout, stderr). A child still running after `limit` is
+/// killed and the test fails.
+pub fn run_command(
+    command: &mut Command,
+    input: Option<&[u8]>,
+    limit: Duration,
+) -> (Option<i32>, String, String) {
+    let mut child = command
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run picomta");
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+    let writer = child.stdin.take().zip(input).map(|(mut stdin, input)| {
+        let input = input.to_vec();
+        thread::spawn(move || {
+            // A child that exits without reading all of it is not an error here.
+            let _ = stdin.write_all(&input);
+        })
+    });
     let collect = |r: Option<Box<dyn Read + Send>>| {
         thread::spawn(move || {
             let mut buf = Vec::new();
@@ -599,19 +620,9 @@ pub fn run_binary(args: &[&str]) -> (Option<i32>, String, String) {
             String::from_utf8_lossy(&buf).into_owned()
         })
     };
-    let out = collect(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let err = collect(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + TIMEOUT;
+    let out = collect(child.stdout.take().map(|s| Box::new(s) as _));
+    let err = collect(child.stderr.take().map(|s| Box::new(s) as _));
+    let deadline = Instant::now() + limit;
     let status = loop {
         if let Ok(Some(status)) = child.try_wait() {
             break status;
@@ -619,10 +630,13 @@ pub fn run_binary(args: &[&str]) -> (Option<i32>, String, String) {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("picomta {args:?} still running after {TIMEOUT:?}");
+            panic!("{command:?} still running after {limit:?}");
         }
-        thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(10));
     };
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
     (
         status.code(),
         out.join().unwrap_or_default(),
