@@ -83,7 +83,7 @@ pub fn prepare_spool(spool: &Path, run_as: &RunAs) -> Result<(), String> {
         Ok(_) => {
             // The spool and the directories Spool::open would otherwise fail
             // in, with a bare "permission denied", after the drop.
-            for dir in ["", "tmp", "msg", "state"] {
+            for dir in ["", "tmp", "msg", "state", "drop"] {
                 let path = spool.join(dir);
                 let Ok(m) = fs::metadata(&path) else {
                     continue;

@@ -100,6 +100,19 @@ fn queued_while_the_daemon_is_down_then_delivered_when_it_starts() {
     );
 }
 
+/// Cron's mail may come before the daemon ever ran: the spool `sendmail`
+/// makes then is one the daemon can start on (as root: owned by its user).
+#[test]
+fn sendmail_before_the_first_start_makes_a_spool_the_daemon_takes() {
+    let mut server = Setup::new("sendmail-first").start();
+    server.kill9();
+    std::fs::remove_dir_all(server.spool()).unwrap();
+    let (code, _, err) = sendmail(&server, &["alice"], "Subject: early\n\nfirst\n");
+    assert_eq!(code, Some(0), "{err}");
+    server.start_again();
+    server.wait_mail("alice", 1);
+}
+
 #[test]
 fn a_running_daemon_takes_the_message_at_once_and_odq_waits_for_q() {
     let server = Setup::new("sendmail-live").start();

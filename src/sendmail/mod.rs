@@ -89,7 +89,10 @@ pub fn run(mode: Option<Mode>, argv: &[String]) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Mode::Smtp => smtp::run(&config, &args, &Submitter::of_caller(&args, &config)),
+        Mode::Smtp => match prepare_as_root(&config) {
+            Ok(()) => smtp::run(&config, &args, &Submitter::of_caller(&args, &config)),
+            Err(e) => fail(EX_CANTCREAT, &e),
+        },
         Mode::Message => submit(&config, &args),
     }
 }
@@ -186,8 +189,32 @@ pub fn drop_setgid() {
     }
 }
 
+/// Root may be the first to use a new spool (a cron job's mail before the
+/// daemon ever ran): the spool and drop directory are then made as the
+/// daemon would make them, owned by the mail user, so it can start on them.
+fn prepare_as_root(config: &Config) -> Result<(), String> {
+    // SAFETY: geteuid cannot fail.
+    let (Some(run_as), 0) = (&config.run_as, unsafe { libc::geteuid() }) else {
+        return Ok(());
+    };
+    crate::daemon::prepare_spool(&config.spool, run_as)?;
+    let drop_dir = crate::queue::drop::dir(&config.spool);
+    if !drop_dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        let made = std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&drop_dir)
+            .and_then(|()| std::os::unix::fs::chown(&drop_dir, Some(run_as.uid), Some(run_as.gid)));
+        made.map_err(|e| format!("cannot create {}: {e}", drop_dir.display()))?;
+    }
+    Ok(())
+}
+
 /// The default mode: a message on stdin.
 fn submit(config: &Config, args: &Args) -> ExitCode {
+    if let Err(e) = prepare_as_root(config) {
+        return fail(EX_CANTCREAT, &e);
+    }
     let submitter = Submitter::of_caller(args, config);
     let sender = match submitter.sender(args) {
         Ok(s) => s,
