@@ -1,11 +1,12 @@
 //! The header section of a message submitted with `sendmail`: collected line
 //! by line (bounded), then written back with the fixes a mail admin expects
-//! of a local submission: `Bcc:` removed, and `Date:`, `From:` and
-//! `Message-ID:` added when missing. With `-t` the recipients are read from
+//! of a local submission: `Bcc:` removed, `Date:`, `From:` and
+//! `Message-ID:` added when missing, and unqualified addresses in address
+//! fields given the local domain. With `-t` the recipients are read from
 //! `To:`, `Cc:` and `Bcc:` (or their `Resent-` forms when the message is being
 //! resent). Pure: bytes in, bytes out.
 
-use super::address_list::addresses;
+use super::address_list::{addresses, qualified};
 
 /// Longest header section taken, continuation lines included.
 pub const MAX_HEADER_SECTION: usize = 1024 * 1024;
@@ -37,7 +38,22 @@ pub struct Additions {
     pub date: String,
     pub from: String,
     pub message_id: String,
+    /// The domain for unqualified addresses in address fields.
+    pub domain: String,
 }
+
+/// The fields whose unqualified addresses get the domain (Bcc goes anyway).
+const ADDRESS_FIELDS: &[&str] = &[
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "resent-from",
+    "resent-sender",
+    "resent-to",
+    "resent-cc",
+];
 
 /// The section as it is written, and the recipients it names (with `-t`).
 #[derive(Debug)]
@@ -93,8 +109,12 @@ impl HeaderSection {
                 recipients.extend(addresses(&unfolded_value(field)));
             }
             let blind = name.eq_ignore_ascii_case("bcc") || name.eq_ignore_ascii_case("resent-bcc");
-            if !blind {
-                bytes.extend_from_slice(field);
+            if blind {
+                continue;
+            }
+            match qualified_field(name, field, &add.domain) {
+                Some(rewritten) => bytes.extend_from_slice(rewritten.as_bytes()),
+                None => bytes.extend_from_slice(field),
             }
         }
         for (name, value) in [
@@ -143,6 +163,18 @@ fn field_name(line: &[u8]) -> Option<&[u8]> {
     (!name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b))).then_some(name)
 }
 
+/// An address field with `@domain` added to its unqualified addresses, as
+/// Postfix does for local submissions (`To: alice` → `To: alice@domain`);
+/// None if nothing changes.
+fn qualified_field(name: &str, field: &[u8], domain: &str) -> Option<String> {
+    if !ADDRESS_FIELDS.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+        return None;
+    }
+    let text = std::str::from_utf8(field).ok()?;
+    let (head, value) = text.split_at(text.find(':')? + 1);
+    Some(format!("{head}{}", qualified(value, domain)?))
+}
+
 /// A field's value with its folding undone.
 fn unfolded_value(field: &[u8]) -> String {
     let colon = field.iter().position(|&b| b == b':').unwrap_or(0);
@@ -185,6 +217,7 @@ mod tests {
             date: "Mon, 23 Nov 2026 10:00:00 +0000".into(),
             from: "Cron <root@host.test>".into(),
             message_id: "<1@host.test>".into(),
+            domain: "host.test".into(),
         }
     }
 
@@ -251,6 +284,20 @@ mod tests {
         assert!(!out.to_ascii_lowercase().contains("bcc"), "{out}");
         assert!(!out.contains("hidden") && !out.contains("other@y"), "{out}");
         assert!(out.starts_with("To: A <a@x.test>,\n  b@x.test\nCc: c@x.test\nSubject: s\n"));
+    }
+
+    #[test]
+    fn unqualified_header_addresses_get_the_domain() {
+        let (s, _) =
+            section("To: alice,\n Ops <ops>\nCc: b@x.test\nSubject: root\nReply-To: admin\n\n");
+        let out = String::from_utf8(s.finish(false, &additions()).bytes).unwrap();
+        assert!(
+            out.starts_with(
+                "To: alice@host.test,\n Ops <ops@host.test>\nCc: b@x.test\nSubject: root\n\
+                 Reply-To: admin@host.test\n"
+            ),
+            "{out}"
+        );
     }
 
     #[test]

@@ -144,6 +144,7 @@ mod tests {
                 date: "D".into(),
                 from: "F".into(),
                 message_id: "<M>".into(),
+                domain: "x.test".into(),
             },
         }
     }

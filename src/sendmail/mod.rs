@@ -284,6 +284,7 @@ fn additions(config: &Config, submitter: &Submitter, sender: &ReversePath) -> he
         date: util::rfc5322_date(util::unix_now()),
         from: headers::from_value(submitter.full_name.as_deref(), &from),
         message_id: format!("<{:x}.{tag}@{}>", util::unix_micros(), config.hostname),
+        domain: submitter.domain.clone(),
     }
 }
 

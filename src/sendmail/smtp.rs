@@ -122,6 +122,7 @@ impl DropHost<'_> {
             date: util::rfc5322_date(util::unix_now()),
             from: super::headers::from_value(self.submitter.full_name.as_deref(), &sender_box),
             message_id: format!("<{}@{}>", receiving.drop.name(), self.config.hostname),
+            domain: self.submitter.domain.clone(),
         };
         receiving
             .drop
