@@ -164,6 +164,11 @@ fn t_reads_to_cc_bcc_and_removes_bcc() {
             header(&mail, "To").as_deref(),
             Some("Alice <alice@example.test>")
         );
+        assert_eq!(
+            header(&mail, "Cc").as_deref(),
+            Some("bob@example.test"),
+            "an unqualified address gets the local domain"
+        );
     }
 }
 
