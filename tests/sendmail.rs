@@ -272,6 +272,9 @@ fn bs_is_an_smtp_session_on_stdin_and_stdout() {
     say("Subject: over bs\r\n\r\nline one\r\n..dotted\r\n.\r\n");
     let queued = reply();
     assert!(queued.starts_with("250 2.0.0 Ok: queued as "), "{queued}");
+    // Delivered while the session is still open: each message is announced
+    // to the daemon as it is queued.
+    let got = server.wait_mail("alice", 1);
     say("QUIT\r\n");
     assert!(reply().starts_with("221"));
     drop(stdin);
@@ -279,7 +282,6 @@ fn bs_is_an_smtp_session_on_stdin_and_stdout() {
     assert!(status.success());
     drop(watchdog);
 
-    let got = server.wait_mail("alice", 1);
     assert_eq!(got[0].return_path, "script@example.test");
     let text = got[0].message_str();
     assert!(text.contains("\n\nline one\n.dotted\n"), "{text}");

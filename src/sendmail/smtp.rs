@@ -42,7 +42,6 @@ pub fn run(config: &Config, args: &Args, submitter: &Submitter) -> ExitCode {
         submitter,
         message: None,
         commit_requested: false,
-        queued: 0,
     };
     let (mut stdin, mut stdout) = (io::stdin().lock(), io::stdout().lock());
     let mut pending: Vec<u8> = Vec::new();
@@ -63,6 +62,10 @@ pub fn run(config: &Config, args: &Args, submitter: &Submitter) -> ExitCode {
         if host.commit_requested {
             host.commit_requested = false;
             let result = host.commit();
+            if result.is_ok() {
+                // Told per message: a session may stay open a long time.
+                super::notify(config, args);
+            }
             session.commit_done(result);
             continue;
         }
@@ -81,9 +84,6 @@ pub fn run(config: &Config, args: &Args, submitter: &Submitter) -> ExitCode {
             Ok(n) => pending.extend_from_slice(&chunk[..n]),
         }
     }
-    if host.queued > 0 {
-        super::notify(config, args);
-    }
     ExitCode::SUCCESS
 }
 
@@ -101,7 +101,6 @@ struct DropHost<'a> {
     submitter: &'a Submitter,
     message: Option<Receiving>,
     commit_requested: bool,
-    queued: usize,
 }
 
 fn write_error() -> Reply {
@@ -137,10 +136,7 @@ impl DropHost<'_> {
             return Err(write_error());
         }
         match receiving.drop.commit() {
-            Ok(name) => {
-                self.queued += 1;
-                Ok(name)
-            }
+            Ok(name) => Ok(name),
             Err(e) => {
                 eprintln!("sendmail: cannot queue: {e}");
                 Err(write_error())
