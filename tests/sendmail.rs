@@ -141,6 +141,27 @@ fn a_running_daemon_takes_the_message_at_once_and_odq_waits_for_q() {
     server.wait_mail("carol", 1);
 }
 
+/// A message larger than what the daemon copies per loop turn (1 MiB) is
+/// taken over several turns and arrives whole.
+#[test]
+fn a_large_message_arrives_whole() {
+    let server = Setup::new("sendmail-large").start();
+    let line: String = (0..100)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let body: String = (0..30_000).map(|i| format!("{i:06} {line}\n")).collect();
+    let (code, _, err) = sendmail(&server, &["alice"], &format!("Subject: big\n\n{body}"));
+    assert_eq!(code, Some(0), "{err}");
+    let got = server.wait_mail("alice", 1);
+    let mail = mailparse::parse_mail(&got[0].raw).unwrap();
+    let delivered = mail.get_body_raw().unwrap();
+    assert_eq!(delivered.len(), body.len());
+    assert!(
+        delivered == body.as_bytes(),
+        "the body arrives byte for byte"
+    );
+}
+
 #[test]
 fn t_reads_to_cc_bcc_and_removes_bcc() {
     let server = Setup::new("sendmail-t").start();

@@ -1,7 +1,7 @@
 //! Messages picomta writes into its own queue (delivery status notifications,
-//! and `sendmail`'s messages taken from the drop directory):
-//! the whole message at once, made durable before the call returns, with the
-//! same sync, rename, sync as mail received over SMTP. The caller may then
+//! and `sendmail`'s messages taken from the drop directory), made durable
+//! before the call returns, with the same sync, rename, sync as mail
+//! received over SMTP. The caller may then
 //! forget what the message was made from (e.g. remove the bounced original).
 
 use std::io;
@@ -18,24 +18,23 @@ pub fn inject(
     envelope: &Envelope,
     message: &[u8],
 ) -> io::Result<()> {
-    inject_with(spool, durability, id, envelope, |incoming| {
-        incoming.write(message)
-    })
+    let mut incoming = spool.create(id, envelope)?;
+    if let Err(e) = incoming.write(message) {
+        spool.discard(incoming);
+        return Err(e);
+    }
+    commit(spool, durability, incoming)
 }
 
-/// Queues the message `write` writes (LF line ends) for `envelope` under
-/// `id`. If `write` fails, nothing is queued.
-pub fn inject_with(
+/// Makes a written message durable and queued: sync, rename into `msg/`,
+/// sync of `msg/`. On error nothing is queued (the file is thrown away).
+pub fn commit(
     spool: &mut Spool,
     durability: &mut Durability,
-    id: &str,
-    envelope: &Envelope,
-    write: impl FnOnce(&mut Incoming) -> io::Result<()>,
+    mut incoming: Incoming,
 ) -> io::Result<()> {
-    let mut incoming = spool.create(id, envelope)?;
-    let written = write(&mut incoming).and_then(|()| incoming.flush());
     let msg_dir = spool.msg_dir().to_path_buf();
-    let synced = written.and_then(|()| {
+    let synced = incoming.flush().and_then(|()| {
         durability
             .sync_files(&[(incoming.file(), msg_dir.as_path())])
             .pop()
@@ -45,13 +44,14 @@ pub fn inject_with(
         spool.discard(incoming);
         return Err(e);
     }
+    let id = incoming.id.clone();
     spool.publish(incoming)?;
     let dir_synced = durability
         .sync_dirs(std::slice::from_ref(&msg_dir))
         .pop()
         .unwrap_or_else(|| Err(io::ErrorKind::Other.into()));
     if let Err(e) = dir_synced {
-        spool.unpublish(id);
+        spool.unpublish(&id);
         return Err(e);
     }
     Ok(())
