@@ -1,8 +1,8 @@
 //! Messages picomta writes into its own queue (delivery status notifications,
 //! and `sendmail`'s messages taken from the drop directory), made durable
 //! before the call returns, with the same sync, rename, sync as mail
-//! received over SMTP. The caller may then
-//! forget what the message was made from (e.g. remove the bounced original).
+//! received over SMTP. The caller may then forget what the message was made
+//! from (e.g. remove the bounced original).
 
 use std::io;
 
