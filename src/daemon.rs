@@ -147,6 +147,19 @@ pub fn drop_privileges(run_as: &RunAs) -> io::Result<()> {
     Ok(())
 }
 
+/// Gives up the setgid group (the binary is setgid `picomta-drop` for
+/// `sendmail`) for good: every other use runs with the caller's own group.
+pub fn drop_setgid() {
+    // SAFETY: plain system calls on our own credentials.
+    unsafe {
+        let gid = libc::getgid();
+        if libc::getegid() != gid && libc::setgid(gid) != 0 {
+            eprintln!("picomta: cannot give up the setgid group");
+            std::process::exit(71);
+        }
+    }
+}
+
 /// The pid file of a daemon whose spool is `spool`.
 pub fn pid_file(spool: &Path) -> PathBuf {
     spool.join("picomta.pid")

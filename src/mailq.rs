@@ -63,8 +63,8 @@ pub fn entries(spool: &Path) -> io::Result<Vec<Entry>> {
     };
     // The drop directory cannot be listed by every user that may read the
     // queue (mode 1730); then only the queue proper is shown.
-    if let Ok(names) = drop::waiting(spool) {
-        ids.extend(names.into_iter().map(|name| (name, true)));
+    if let Ok(listing) = drop::list(spool) {
+        ids.extend(listing.committed.into_iter().map(|name| (name, true)));
     }
     let mut entries = Vec::new();
     for (id, dropped) in ids {

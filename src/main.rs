@@ -59,7 +59,7 @@ fn main() -> ExitCode {
         return code;
     }
     // Only `sendmail` has a use for a setgid group (the drop directory).
-    sendmail::drop_setgid();
+    daemon::drop_setgid();
     let mut opts = getopts::Options::new();
     opts.optopt("c", "config", "config file", "FILE");
     opts.optflag("d", "daemon", "serve: detach and write a pid file");

@@ -87,8 +87,14 @@ impl Pickup {
         let now = Instant::now();
         if self.waiting.is_empty() && self.copying.is_none() && now >= self.next_scan {
             self.next_scan = now + RESCAN;
-            match drop::waiting(&ctx.config.spool) {
-                Ok(names) => self.waiting.extend(names),
+            match drop::list(&ctx.config.spool) {
+                Ok(listing) => {
+                    for name in listing.stale {
+                        log::warn!("drop: removing {name}, an unfinished submission a day old");
+                        drop::remove(&ctx.config.spool, &name);
+                    }
+                    self.waiting.extend(listing.committed);
+                }
                 Err(e) => log::error!(
                     "drop: cannot read {}: {e}",
                     drop::dir(&ctx.config.spool).display()

@@ -17,6 +17,14 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     std::fs::File::open("/dev/urandom")?.read_exact(buf)
 }
 
+/// `bytes` random bytes from the kernel, in upper-case hex: names and ids
+/// that must not be guessed.
+pub fn random_hex(bytes: usize) -> io::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    random_bytes(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02X}")).collect())
+}
+
 /// Seconds since the Unix epoch; a clock before 1970 counts as 0.
 pub fn unix_now() -> u64 {
     SystemTime::now()

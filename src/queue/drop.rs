@@ -37,16 +37,9 @@ impl DropFile {
     /// Starts `.NAME` in the drop directory (creating the directory, mode
     /// 0700, if no daemon ever did) and writes the envelope head.
     pub fn create(spool: &Path, envelope: &Envelope) -> io::Result<DropFile> {
+        ensure_dir(spool, None)?;
         let dir = dir(spool);
-        if !dir.exists() {
-            DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
-        }
-        let mut random = [0u8; 6];
-        util::random_bytes(&mut random)?;
-        let mut name = format!("{:013X}", util::unix_micros());
-        for b in random {
-            name.push_str(&format!("{b:02X}"));
-        }
+        let name = format!("{:013X}{}", util::unix_micros(), util::random_hex(6)?);
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -104,23 +97,44 @@ impl Drop for DropFile {
     }
 }
 
-/// Names of the committed drop files, oldest first. Unfinished `.NAME`
-/// files older than a day are removed on the way (their writer is gone).
-pub fn waiting(spool: &Path) -> io::Result<Vec<String>> {
+/// Makes the drop directory (mode 0700) if no daemon did yet, given to
+/// `owner` (uid, gid) when root makes it for the mail user.
+pub fn ensure_dir(spool: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
     let dir = dir(spool);
-    let entries = match fs::read_dir(&dir) {
+    if dir.exists() {
+        return Ok(());
+    }
+    DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+    match owner {
+        Some((uid, gid)) => std::os::unix::fs::chown(&dir, Some(uid), Some(gid)),
+        None => Ok(()),
+    }
+}
+
+/// What the drop directory holds.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Committed drop files, oldest first.
+    pub committed: Vec<String>,
+    /// Unfinished `.NAME` files older than a day: their writer is gone.
+    pub stale: Vec<String>,
+}
+
+/// Lists the drop directory (a missing one is empty).
+pub fn list(spool: &Path) -> io::Result<Listing> {
+    let mut listing = Listing::default();
+    let entries = match fs::read_dir(dir(spool)) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(listing),
         Err(e) => return Err(e),
     };
-    let mut names = Vec::new();
     for entry in entries {
         let entry = entry?;
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
         if !name.starts_with('.') {
-            names.push(name);
+            listing.committed.push(name);
             continue;
         }
         let stale = entry
@@ -130,12 +144,11 @@ pub fn waiting(spool: &Path) -> io::Result<Vec<String>> {
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age.as_secs() > 24 * 3600);
         if stale {
-            log::warn!("drop: removing {name}, an unfinished submission a day old");
-            let _ = fs::remove_file(entry.path());
+            listing.stale.push(name);
         }
     }
-    names.sort();
-    Ok(names)
+    listing.committed.sort();
+    Ok(listing)
 }
 
 /// A drop file opened for the daemon, and the uid that wrote it.
@@ -201,9 +214,12 @@ mod tests {
         unfinished.write(b"x\n").unwrap();
         let mut d = DropFile::create(&spool, &envelope()).unwrap();
         d.write(b"Subject: hi\n\nbody\n").unwrap();
-        assert!(waiting(&spool).unwrap().is_empty(), "not yet committed");
+        assert!(
+            list(&spool).unwrap().committed.is_empty(),
+            "not yet committed"
+        );
         let name = d.commit().unwrap();
-        assert_eq!(waiting(&spool).unwrap(), vec![name.clone()]);
+        assert_eq!(list(&spool).unwrap().committed, vec![name.clone()]);
         drop(unfinished);
         assert_eq!(
             fs::read_dir(dir(&spool)).unwrap().count(),
@@ -234,7 +250,7 @@ mod tests {
         remove(&spool, "HARD");
         remove(&spool, "LINK");
         remove(&spool, &name);
-        assert!(waiting(&spool).unwrap().is_empty());
+        assert!(list(&spool).unwrap().committed.is_empty());
         fs::remove_dir_all(&spool).unwrap();
     }
 }

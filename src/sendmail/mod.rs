@@ -70,7 +70,7 @@ pub fn run(mode: Option<Mode>, argv: &[String]) -> ExitCode {
         std::fs::metadata(path).is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
     });
     if !needs_group || !trusted {
-        drop_setgid();
+        crate::daemon::drop_setgid();
     }
     let config_path = chosen.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
     let config = match Config::load(&config_path) {
@@ -177,18 +177,6 @@ pub fn recipient(submitter: &Submitter, written: &str) -> Result<Mailbox, String
         .map_err(|_| format!("bad recipient address <{written}>"))
 }
 
-/// Gives up the setgid group for good.
-pub fn drop_setgid() {
-    // SAFETY: plain system calls on our own credentials.
-    unsafe {
-        let gid = libc::getgid();
-        if libc::getegid() != gid && libc::setgid(gid) != 0 {
-            eprintln!("sendmail: cannot give up the setgid group");
-            std::process::exit(71);
-        }
-    }
-}
-
 /// Root may be the first to use a new spool (a cron job's mail before the
 /// daemon ever ran): the spool and drop directory are then made as the
 /// daemon would make them, owned by the mail user, so it can start on them.
@@ -198,15 +186,12 @@ fn prepare_as_root(config: &Config) -> Result<(), String> {
         return Ok(());
     };
     crate::daemon::prepare_spool(&config.spool, run_as)?;
-    let drop_dir = crate::queue::drop::dir(&config.spool);
-    if !drop_dir.exists() {
-        use std::os::unix::fs::DirBuilderExt;
-        let made = std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&drop_dir)
-            .and_then(|()| std::os::unix::fs::chown(&drop_dir, Some(run_as.uid), Some(run_as.gid)));
-        made.map_err(|e| format!("cannot create {}: {e}", drop_dir.display()))?;
-    }
+    crate::queue::drop::ensure_dir(&config.spool, Some((run_as.uid, run_as.gid))).map_err(|e| {
+        format!(
+            "cannot create {}: {e}",
+            crate::queue::drop::dir(&config.spool).display()
+        )
+    })?;
     Ok(())
 }
 
@@ -277,13 +262,16 @@ fn additions(config: &Config, submitter: &Submitter, sender: &ReversePath) -> he
         ReversePath::Mailbox(m) => m.to_string(),
         ReversePath::Null => format!("MAILER-DAEMON@{}", config.hostname),
     };
-    let mut random = [0u8; 4];
-    let _ = util::random_bytes(&mut random);
-    let tag: String = random.iter().map(|b| format!("{b:02x}")).collect();
     headers::Additions {
         date: util::rfc5322_date(util::unix_now()),
         from: headers::from_value(submitter.full_name.as_deref(), &from),
-        message_id: format!("<{:x}.{tag}@{}>", util::unix_micros(), config.hostname),
+        message_id: format!(
+            "<{:x}.{}@{}>",
+            util::unix_micros(),
+            // Without /dev/urandom the time alone keeps it unique enough.
+            util::random_hex(4).unwrap_or_default(),
+            config.hostname
+        ),
         domain: submitter.domain.clone(),
     }
 }

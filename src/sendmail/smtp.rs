@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::deliver::route::RcptCheck;
 use crate::queue::drop::DropFile;
 use crate::queue::envelope::Envelope;
-use crate::smtp::address::Mailbox;
+use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::reply::Reply;
 use crate::smtp::server::{Host, Session, SessionConfig, Transaction};
 use crate::util;
@@ -91,7 +91,7 @@ pub fn run(config: &Config, args: &Args, submitter: &Submitter) -> ExitCode {
 /// is complete, the section and the partial line.
 struct Receiving {
     drop: DropFile,
-    sender: String,
+    sender: ReversePath,
     header: Option<(HeaderSection, Vec<u8>)>,
     failed: bool,
 }
@@ -113,16 +113,7 @@ impl DropHost<'_> {
         let Some((section, _)) = receiving.header.take() else {
             return Ok(());
         };
-        let sender_box = match receiving.sender.as_str() {
-            "" => format!("MAILER-DAEMON@{}", self.config.hostname),
-            s => s.to_string(),
-        };
-        let additions = super::headers::Additions {
-            date: util::rfc5322_date(util::unix_now()),
-            from: super::headers::from_value(self.submitter.full_name.as_deref(), &sender_box),
-            message_id: format!("<{}@{}>", receiving.drop.name(), self.config.hostname),
-            domain: self.submitter.domain.clone(),
-        };
+        let additions = super::additions(self.config, self.submitter, &receiving.sender);
         receiving
             .drop
             .write(&section.finish(false, &additions).bytes)
@@ -193,7 +184,7 @@ impl Host for DropHost<'_> {
                 let name = drop.name().to_string();
                 self.message = Some(Receiving {
                     drop,
-                    sender: txn.from.to_string(),
+                    sender: txn.from.clone(),
                     header: Some((HeaderSection::default(), Vec::new())),
                     failed: false,
                 });
